@@ -1,0 +1,1 @@
+"""Shared kernel: the error tree, queue IDs and the injectable clock."""

@@ -1,0 +1,221 @@
+"""The one typed configuration tree of mailpipe.
+
+Owns: the pydantic model of every key with its documented default, loading a
+TOML file, ``MAILPIPE_*`` environment overrides, and turning validation errors
+into one line naming the key, the value and what was expected.
+
+Must not: be imported as a global. ``load()`` is called once at start and the
+resulting ``Config`` is passed down explicitly.
+
+Environment overrides: ``MAILPIPE_DATA_DIR``, ``MAILPIPE_BROKER_URL`` and, for
+nested keys, ``MAILPIPE_<SECTION>__<KEY>`` (e.g. ``MAILPIPE_INGRESS__SMTP_PORT``).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from core.errors import ConfigError
+
+EMBEDDED_BROKER = "spool://"
+STAGES = ("antivirus", "spam", "rules", "route", "local", "remote")
+FILTER_STAGES = ("antivirus", "spam", "rules")
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class IngressConfig(Section):
+    listen: str = "127.0.0.1"              #: address every SMTP listener binds
+    smtp_port: int = Field(2525, ge=0, le=65535)          #: MX listener (25 in production)
+    submission_port: int = Field(2587, ge=0, le=65535)    #: STARTTLS submission (587)
+    smtps_port: int = Field(2465, ge=0, le=65535)         #: implicit TLS submission (465)
+    max_message_size: int = Field(25 * 1024 * 1024, gt=0)  #: bytes, advertised in SIZE
+    max_recipients: int = Field(100, gt=0)                 #: per message (452 4.5.3 beyond)
+    max_connections: int = Field(200, gt=0)                #: all listeners together
+    max_connections_per_ip: int = Field(20, gt=0)
+    max_errors: int = Field(10, gt=0)                      #: errors per session before 421
+    max_messages_per_connection: int = Field(1000, gt=0)
+    command_timeout: float = Field(300.0, gt=0)            #: seconds (RFC 5321 4.5.3.2)
+    data_timeout: float = Field(600.0, gt=0)               #: seconds for the whole DATA phase
+    trusted_networks: list[str] = []                       #: CIDRs allowed to relay without AUTH
+    publish_threads: int = Field(8, gt=0)                  #: threads for spool write + confirmed publish
+
+    @field_validator("trusted_networks")
+    @classmethod
+    def _cidrs(cls, value: list[str]) -> list[str]:
+        for item in value:
+            ipaddress.ip_network(item, strict=False)
+        return value
+
+
+class PipelineConfig(Section):
+    filters: list[Literal["antivirus", "spam", "rules"]] = list(FILTER_STAGES)  #: order of filter stages
+    sweep_after: float = Field(300.0, gt=0)    #: republish a message whose stage has not advanced for this long (s)
+    sweep_interval: float = Field(30.0, gt=0)  #: how often the sweeper and scheduler run (s)
+    max_redeliveries: int = Field(5, ge=1)     #: crashes of one message before it is dead-lettered
+    trace_retention: float = Field(7 * 86400.0, gt=0)  #: keep traces of finished messages this long (s)
+
+
+class WorkerConfig(Section):
+    concurrency: int = Field(4, gt=0)          #: threads per worker process
+    prefetch: int = Field(1, gt=0)             #: prefetch multiplier
+    processes: int = Field(1, gt=0)            #: worker processes started by `mailpipe serve`
+
+
+class AntivirusConfig(Section):
+    clamd: str | None = None                   #: "tcp://host:port" or "unix:/path"; None = not configured
+    on_error: Literal["defer", "accept"] = "defer"   #: clamd unreachable: wait (fail closed) or accept unscanned
+    action: Literal["quarantine", "discard"] = "quarantine"  #: what happens to infected mail
+    timeout: float = Field(30.0, gt=0)
+    retry_after: float = Field(60.0, gt=0)     #: first retry when clamd is down (s), doubling
+
+
+class SpamConfig(Section):
+    spamd: str | None = None                   #: "tcp://host:port" or "unix:/path"; None = not configured
+    on_error: Literal["defer", "accept"] = "defer"
+    tag_threshold: float = 5.0
+    junk_threshold: float = 5.0
+    quarantine_threshold: float = 10.0
+    discard_threshold: float = 20.0
+    max_size: int = Field(512 * 1024, gt=0)    #: larger messages are not scanned, as spamc does
+    skip_authenticated: bool = True
+    timeout: float = Field(30.0, gt=0)
+    retry_after: float = Field(60.0, gt=0)
+
+
+class RulesConfig(Section):
+    file: Path | None = None                   #: operator rules file (TOML); None = no rules
+
+
+class DnsConfig(Section):
+    nameservers: list[str] = []                #: "ip" or "ip:port"; empty = the system resolver
+    timeout: float = Field(5.0, gt=0)
+
+
+class RelayConfig(Section):
+    smtp_port: int = Field(25, ge=1, le=65535)   #: port used on MX hosts
+    enabled: bool = True                         #: False: remote mail waits deferred in the spool
+    static_routes: dict[str, str] = {}           #: domain -> "host:port" ("*" = smarthost)
+    retry_first: float = Field(300.0, gt=0)      #: seconds before the first retry
+    retry_max: float = Field(4000.0, gt=0)       #: cap on the backoff
+    max_lifetime: float = Field(5 * 86400.0, gt=0)   #: give up (DSN) after this long
+    delay_warning: float | None = None           #: send a delay DSN after this long; None = off
+    connect_timeout: float = Field(30.0, gt=0)
+    command_timeout: float = Field(300.0, gt=0)
+    max_per_destination: int = Field(20, gt=0)   #: concurrent connections per destination
+    rate_per_destination: int | None = None      #: messages per minute per destination; None = unlimited
+    max_received_headers: int = Field(50, gt=0)  #: loop detection
+    require_tls_domains: list[str] = []          #: domains that need verified TLS
+
+
+class TlsConfig(Section):
+    cert: Path | None = None
+    key: Path | None = None
+
+
+class AuthConfig(Section):
+    plaintext_on_loopback: bool = True   #: allow password auth without TLS on loopback connections
+    max_failures: int = Field(5, gt=0)   #: failed attempts per IP before a temporary lockout
+    lockout_seconds: float = Field(300.0, gt=0)
+
+
+class ImapConfig(Section):
+    enabled: bool = True
+    port: int = Field(2143, ge=0, le=65535)
+    tls_port: int = Field(2993, ge=0, le=65535)
+    idle_timeout: float = Field(1800.0, gt=0)
+    max_connections_per_user: int = Field(20, gt=0)
+    max_literal: int = Field(64 * 1024 * 1024, gt=0)
+
+
+class Pop3Config(Section):
+    enabled: bool = True
+    port: int = Field(2110, ge=0, le=65535)
+    tls_port: int = Field(2995, ge=0, le=65535)
+    idle_timeout: float = Field(600.0, gt=0)
+
+
+class MetricsConfig(Section):
+    enabled: bool = True
+    port: int = Field(9425, ge=0, le=65535)
+
+
+class Config(BaseSettings):
+    """The whole configuration. Every key has a default; see README for the file form."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="MAILPIPE_", env_nested_delimiter="__", extra="forbid",
+    )
+
+    data_dir: Path = Path("./mailpipe-data")     #: everything mailpipe writes lives here
+    hostname: str = Field(default_factory=socket.gethostname)  #: used in greetings and Received
+    broker_url: str = EMBEDDED_BROKER            #: "spool://" (embedded) or "amqp://..." / "redis://..."
+    database_url: str | None = None              #: None = sqlite file in data_dir
+    queue_prefix: str = ""                       #: prefix for broker queue names
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    ingress: IngressConfig = IngressConfig()
+    pipeline: PipelineConfig = PipelineConfig()
+    worker: WorkerConfig = WorkerConfig()
+    antivirus: AntivirusConfig = AntivirusConfig()
+    spam: SpamConfig = SpamConfig()
+    rules: RulesConfig = RulesConfig()
+    dns: DnsConfig = DnsConfig()
+    relay: RelayConfig = RelayConfig()
+    tls: TlsConfig = TlsConfig()
+    auth: AuthConfig = AuthConfig()
+    imap: ImapConfig = ImapConfig()
+    pop3: Pop3Config = Pop3Config()
+    metrics: MetricsConfig = MetricsConfig()
+
+    @classmethod
+    def settings_customise_sources(
+        cls, settings_cls, init_settings, env_settings, dotenv_settings, file_secret_settings,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # environment beats the file, which is passed as init values
+        return (env_settings, init_settings)
+
+    @property
+    def db_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.data_dir.resolve() / 'mailpipe.db'}"
+
+    @property
+    def embedded_broker(self) -> bool:
+        return self.broker_url.startswith(EMBEDDED_BROKER)
+
+
+def _describe(error: dict[str, Any], raw: dict[str, Any]) -> str:
+    key = ".".join(str(part) for part in error["loc"])
+    value = error.get("input")
+    if isinstance(value, dict):
+        value = "{...}"
+    return f"{key} = {value!r}: {error['msg']}"
+
+
+def load(path: Path | str | None = None, **overrides: Any) -> Config:
+    """Read the TOML file (if any), apply env overrides, validate; raise ConfigError on one line."""
+    raw: dict[str, Any] = {}
+    if path is not None:
+        try:
+            raw = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ConfigError(f"config file {path}: not found") from None
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"config file {path}: {exc}") from None
+    raw.update({k: v for k, v in overrides.items() if v is not None})
+    try:
+        return Config(**raw)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        more = len(exc.errors()) - 1
+        suffix = f" (and {more} more)" if more else ""
+        raise ConfigError(f"config error: {_describe(first, raw)}{suffix}") from None
