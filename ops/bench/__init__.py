@@ -1,0 +1,1 @@
+"""Benchmarks: ``python -m ops.bench <name> [options]``. Each ``ops/bench/<name>.py`` has ``main(argv) -> int``."""
