@@ -99,6 +99,7 @@ class RulesConfig(Section):
 class DnsConfig(Section):
     nameservers: list[str] = []                #: "ip" or "ip:port"; empty = the system resolver
     timeout: float = Field(5.0, gt=0)
+    cache_max_ttl: float = Field(3600.0, ge=0)  #: cap on how long a resolved destination is cached (s)
 
 
 class RelayConfig(Section):
@@ -115,6 +116,15 @@ class RelayConfig(Section):
     rate_per_destination: int | None = None      #: messages per minute per destination; None = unlimited
     max_received_headers: int = Field(50, gt=0)  #: loop detection
     require_tls_domains: list[str] = []          #: domains that need verified TLS
+    tls_ca_file: Path | None = None              #: CA bundle to verify remote servers; None = the system's
+    greeting_timeout: float = Field(300.0, gt=0)     #: wait for the 220 greeting (RFC 5321 4.5.3.2.1)
+    data_init_timeout: float = Field(120.0, gt=0)    #: wait for 354 after DATA (4.5.3.2.4)
+    data_block_timeout: float = Field(180.0, gt=0)   #: each send of message data (4.5.3.2.5)
+    data_end_timeout: float = Field(600.0, gt=0)     #: wait for the reply to the final "." (4.5.3.2.6)
+    connection_cache_time: float = Field(2.0, ge=0)  #: keep an idle connection for reuse this long (s); 0 = no reuse
+    connection_reuse_limit: int = Field(100, gt=0)   #: messages per connection before it is closed
+    prefer_ipv6: bool = False                    #: try AAAA addresses before A addresses
+    concurrency_wait: float = Field(30.0, ge=0)  #: wait for a free per-destination slot before deferring (s)
 
 
 class TlsConfig(Section):
