@@ -1,0 +1,81 @@
+"""The ``mailpipe`` command line (click). Subcommands live in ``ops/commands/``.
+
+Every command takes ``--config FILE`` (or ``MAILPIPE_CONFIG``) and
+``--data-dir DIR`` (or ``MAILPIPE_DATA_DIR``); with neither, defaults apply.
+A bad configuration stops the command with one line and exit status 2.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import click
+
+from core.errors import ConfigError, MailpipeError
+from ops.config import Config, load
+
+
+class Context:
+    def __init__(self, config_path: str | None, data_dir: str | None) -> None:
+        self.config_path = config_path
+        self.data_dir = data_dir
+        self._config: Config | None = None
+
+    @property
+    def config(self) -> Config:
+        if self._config is None:
+            overrides = {"data_dir": self.data_dir} if self.data_dir else {}
+            try:
+                self._config = load(self.config_path, **overrides)
+            except ConfigError as exc:
+                raise click.ClickException(str(exc)) from None
+        return self._config
+
+    def directory(self):
+        from mailstore.directory import Directory
+        self.config.data_dir.mkdir(parents=True, exist_ok=True)
+        return Directory(self.config.db_url)
+
+    def spool(self):
+        from spool.fs import FilesystemSpool
+        return FilesystemSpool(self.config.data_dir / "spool")
+
+
+pass_ctx = click.make_pass_decorator(Context)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--config", "config_path", envvar="MAILPIPE_CONFIG", type=click.Path(dir_okay=False),
+              help="TOML configuration file (default: built-in defaults).")
+@click.option("--data-dir", envvar="MAILPIPE_DATA_DIR", type=click.Path(file_okay=False),
+              help="Data directory (default ./mailpipe-data).")
+@click.pass_context
+def cli(click_ctx: click.Context, config_path: str | None, data_dir: str | None) -> None:
+    """mailpipe: a mail server built as a pipeline of queue workers with filters."""
+    click_ctx.obj = Context(config_path, data_dir)
+
+
+def _register() -> None:
+    from ops.commands import accounts, config_cmd, queue, roles
+    for module in (accounts, config_cmd, queue, roles):
+        module.register(cli)
+    for optional in ("ops.commands.filters", "ops.commands.ops_tools"):
+        try:
+            __import__(optional, fromlist=["register"]).register(cli)
+        except ImportError:
+            pass
+
+
+def main() -> None:
+    _register()
+    try:
+        cli(standalone_mode=True)
+    except MailpipeError as exc:
+        click.echo(f"mailpipe: {exc}", err=True)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    main()

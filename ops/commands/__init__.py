@@ -1,0 +1,1 @@
+"""Subcommands of the ``mailpipe`` CLI, one module per group. Each has ``register(cli)``."""

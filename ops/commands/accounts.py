@@ -1,0 +1,146 @@
+"""``mailpipe domain|user|alias ...``: account management. Passwords come from stdin or a prompt, never argv."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from core.errors import AccountError
+from ops.cli import Context, pass_ctx
+
+
+def _fail(exc: AccountError) -> None:
+    raise click.ClickException(str(exc))
+
+
+def _read_password(password_stdin: bool) -> str:
+    if password_stdin:
+        data = sys.stdin.read()
+        return data[:-1] if data.endswith("\n") else data
+    return click.prompt("Password", hide_input=True, confirmation_prompt=True)
+
+
+@click.group()
+def domain() -> None:
+    """Local domains."""
+
+
+@domain.command("add")
+@click.argument("name")
+@pass_ctx
+def domain_add(ctx: Context, name: str) -> None:
+    try:
+        ctx.directory().add_domain(name)
+    except AccountError as exc:
+        _fail(exc)
+    click.echo(f"domain {name.lower()} added")
+
+
+@domain.command("list")
+@pass_ctx
+def domain_list(ctx: Context) -> None:
+    for name in ctx.directory().domains():
+        click.echo(name)
+
+
+@domain.command("del")
+@click.argument("name")
+@pass_ctx
+def domain_del(ctx: Context, name: str) -> None:
+    try:
+        ctx.directory().remove_domain(name)
+    except AccountError as exc:
+        _fail(exc)
+    click.echo(f"domain {name.lower()} deleted (mailboxes on disk are kept)")
+
+
+@click.group()
+def user() -> None:
+    """Mail users (their Maildir is created on first delivery)."""
+
+
+@user.command("add")
+@click.argument("address")
+@click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
+@pass_ctx
+def user_add(ctx: Context, address: str, password_stdin: bool) -> None:
+    try:
+        canonical = ctx.directory().add_user(address, _read_password(password_stdin))
+    except AccountError as exc:
+        _fail(exc)
+    from mailstore.maildir import ensure_maildir, maildir_path
+    ensure_maildir(maildir_path(ctx.config.data_dir, canonical))
+    click.echo(f"user {canonical} added")
+
+
+@user.command("list")
+@click.option("--domain", default=None)
+@pass_ctx
+def user_list(ctx: Context, domain: str | None) -> None:
+    for address in ctx.directory().users(domain):
+        click.echo(address)
+
+
+@user.command("del")
+@click.argument("address")
+@pass_ctx
+def user_del(ctx: Context, address: str) -> None:
+    try:
+        ctx.directory().remove_user(address)
+    except AccountError as exc:
+        _fail(exc)
+    click.echo(f"user {address} deleted (the Maildir on disk is kept)")
+
+
+@user.command("passwd")
+@click.argument("address")
+@click.option("--password-stdin", is_flag=True)
+@pass_ctx
+def user_passwd(ctx: Context, address: str, password_stdin: bool) -> None:
+    try:
+        ctx.directory().set_password(address, _read_password(password_stdin))
+    except AccountError as exc:
+        _fail(exc)
+    click.echo(f"password of {address} changed")
+
+
+@click.group()
+def alias() -> None:
+    """Aliases: SOURCE delivers to TARGET (SOURCE may be @domain for a catch-all)."""
+
+
+@alias.command("add")
+@click.argument("source")
+@click.argument("target")
+@pass_ctx
+def alias_add(ctx: Context, source: str, target: str) -> None:
+    try:
+        ctx.directory().add_alias(source, target)
+    except AccountError as exc:
+        _fail(exc)
+    click.echo(f"alias {source} -> {target} added")
+
+
+@alias.command("list")
+@pass_ctx
+def alias_list(ctx: Context) -> None:
+    for source, target in ctx.directory().aliases():
+        click.echo(f"{source} -> {target}")
+
+
+@alias.command("del")
+@click.argument("source")
+@click.argument("target")
+@pass_ctx
+def alias_del(ctx: Context, source: str, target: str) -> None:
+    try:
+        ctx.directory().remove_alias(source, target)
+    except AccountError as exc:
+        _fail(exc)
+    click.echo(f"alias {source} -> {target} deleted")
+
+
+def register(cli: click.Group) -> None:
+    for group in (domain, user, alias):
+        cli.add_command(group)

@@ -1,0 +1,119 @@
+"""Commands that run a role: ``serve`` (everything), ``worker``, ``ingress``, ``scheduler``, ``imap``, ``pop3``."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+
+import click
+
+from ops import logs
+from ops.cli import Context, pass_ctx
+
+
+@click.command()
+@pass_ctx
+def serve(ctx: Context) -> None:
+    """Run ingress, stage workers, scheduler, IMAP and POP3 on this machine."""
+    from ops.serve import serve as run
+    logs.setup(ctx.config.log_level, "mailpipe")
+    run(ctx.config, ctx.config_path)
+
+
+@click.command()
+@click.option("--stages", default="all", show_default=True,
+              help="Comma-separated stages to serve: smtp_in,antivirus,spam,rules,route,local,remote or 'all'.")
+@click.option("--concurrency", "-c", type=int, default=None, help="Threads (default [worker] concurrency).")
+@click.option("--prefetch", type=int, default=None, help="Prefetch multiplier (default [worker] prefetch).")
+@click.option("--name", default=None, help="Celery node name.")
+@pass_ctx
+def worker(ctx: Context, stages: str, concurrency: int | None, prefetch: int | None, name: str | None) -> None:
+    """Run one Celery worker on exactly the given stages' queues."""
+    from workers.main import parse_stages, run_worker
+    try:
+        chosen = parse_stages(stages)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--stages") from None
+    logs.setup(ctx.config.log_level, "mailpipe-worker")
+    ctx.config.data_dir.mkdir(parents=True, exist_ok=True)
+    run_worker(ctx.config, chosen, concurrency=concurrency, prefetch=prefetch, name=name)
+
+
+def _run_loop(main) -> None:
+    async def runner() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await main(stop)
+    asyncio.run(runner())
+
+
+@click.command()
+@pass_ctx
+def ingress(ctx: Context) -> None:
+    """Run only the SMTP listeners (publishing to the smtp_in queue)."""
+    from ingress.server import IngressContext, start_ingress
+    from workers.app import create_app, publish
+    logs.setup(ctx.config.log_level, "mailpipe-ingress")
+    config, directory, spool = ctx.config, ctx.directory(), ctx.spool()
+    app = create_app(config)
+
+    async def main(stop: asyncio.Event) -> None:
+        ictx = IngressContext(config=config, directory=directory, spool=spool,
+                              publish=lambda stage, qid: publish(app, stage, qid))
+        servers = await start_ingress(ictx)
+        await stop.wait()
+        for server in servers:
+            server.close()
+    _run_loop(main)
+
+
+@click.command()
+@pass_ctx
+def scheduler(ctx: Context) -> None:
+    """Run only the scheduler/sweeper (republishes deferred and stalled messages)."""
+    from core.clock import SystemClock
+    from workers.app import create_app, publish
+    from workers.scheduler import Scheduler
+    logs.setup(ctx.config.log_level, "mailpipe-scheduler")
+    app = create_app(ctx.config)
+    sched = Scheduler(ctx.spool(), lambda stage, qid: publish(app, stage, qid), ctx.config, SystemClock())
+
+    async def main(stop: asyncio.Event) -> None:
+        loop = asyncio.get_running_loop()
+        while not stop.is_set():
+            await loop.run_in_executor(None, sched.tick)
+            try:
+                await asyncio.wait_for(stop.wait(), ctx.config.pipeline.sweep_interval)
+            except asyncio.TimeoutError:
+                pass
+    _run_loop(main)
+
+
+def _access_command(name: str, module: str, cls: str):
+    @click.command(name)
+    @pass_ctx
+    def command(ctx: Context) -> None:
+        from core.tls import TlsContexts
+        logs.setup(ctx.config.log_level, f"mailpipe-{name}")
+        service_cls = getattr(__import__(module, fromlist=[cls]), cls)
+        config = ctx.config
+
+        async def main(stop: asyncio.Event) -> None:
+            tls = TlsContexts(config.tls.cert, config.tls.key)
+            asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, tls.reload)
+            service = service_cls(config, ctx.directory(), tls)
+            await service.start()
+            await stop.wait()
+            await service.stop()
+        _run_loop(main)
+    command.help = f"Run only the {name.upper()} server."
+    return command
+
+
+def register(cli: click.Group) -> None:
+    for command in (serve, worker, ingress, scheduler,
+                    _access_command("imap", "access.imap.server", "ImapService"),
+                    _access_command("pop3", "access.pop3.server", "Pop3Service")):
+        cli.add_command(command)

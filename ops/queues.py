@@ -1,0 +1,65 @@
+"""Where every message is: broker queue depths per stage and spool counts per state.
+
+Broker depths use each broker's own API: the embedded broker's directories,
+or a passive ``queue_declare`` through kombu (RabbitMQ, Redis), which answers
+with the message and consumer counts without creating anything.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass
+
+from ops.config import Config
+from spool.model import State
+from workers.app import QUEUE_STAGES, queue_name
+from workers.embedded_broker import BrokerDir
+
+
+@dataclass
+class QueueDepth:
+    stage: str
+    queue: str
+    depth: int | None            #: ready messages (None: broker unreachable)
+    unacked: int | None = None   #: claimed by a worker, not yet acknowledged (embedded broker)
+    consumers: int | None = None
+
+
+def stage_depths(config: Config) -> list[QueueDepth]:
+    if config.embedded_broker:
+        broker = BrokerDir(config.data_dir / "broker")
+        return [QueueDepth(s, queue_name(config, s), broker.size(queue_name(config, s)),
+                           unacked=broker.inflight_count(queue_name(config, s))) for s in QUEUE_STAGES]
+    return _kombu_depths(config)
+
+
+def _kombu_depths(config: Config) -> list[QueueDepth]:
+    from kombu import Connection
+    result = []
+    try:
+        with Connection(config.broker_url, connect_timeout=3) as conn:
+            channel = conn.channel()
+            for stage in QUEUE_STAGES:
+                name = queue_name(config, stage)
+                try:
+                    _, depth, consumers = channel.queue_declare(name, passive=True)
+                except Exception:          # queue not declared yet: nothing waits in it
+                    channel = conn.channel()
+                    depth, consumers = 0, 0
+                result.append(QueueDepth(stage, name, depth, consumers=consumers))
+    except Exception:
+        return [QueueDepth(s, queue_name(config, s), None) for s in QUEUE_STAGES]
+    return result
+
+
+def spool_counts(spool) -> dict[str, int]:
+    counts = {state.value: 0 for state in State if state != State.DONE}
+    for entry in spool.entries():
+        counts[entry.state.value] = counts.get(entry.state.value, 0) + 1
+    return counts
+
+
+def snapshot(config: Config, spool) -> dict:
+    return {"time": time.time(),
+            "queues": [asdict(d) for d in stage_depths(config)],
+            "spool": spool_counts(spool)}

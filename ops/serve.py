@@ -1,0 +1,165 @@
+"""``mailpipe serve``: every role of a one-machine install in one command.
+
+The main process runs the SMTP ingress (and the IMAP/POP3 servers) on one
+asyncio loop, the scheduler/sweeper, and supervises worker processes (one
+Celery worker serving every stage, so consecutive stages run in one task).
+A worker that dies (even ``kill -9``) is restarted; on the embedded broker the
+messages it had claimed go back to their queues first. SIGTERM or Ctrl-C stops
+everything cleanly: listeners close, workers finish their current task.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from core.clock import SystemClock
+from core.tls import TlsContexts
+from ingress.server import IngressContext, start_ingress
+from mailstore.directory import Directory
+from ops.config import Config
+from spool.fs import FilesystemSpool
+from workers.app import QUEUE_STAGES, create_app, publish, queue_name
+from workers.embedded_broker import BrokerDir
+from workers.scheduler import Scheduler
+
+log = logging.getLogger("mailpipe.serve")
+
+
+class WorkerProcess:
+    """One supervised ``mailpipe worker`` child process."""
+
+    def __init__(self, argv: list[str], index: int) -> None:
+        self.argv, self.index = argv, index
+        self.proc: subprocess.Popen | None = None
+        self.restarts = 0
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen(self.argv)
+        log.info("worker %d started (pid %d)", self.index, self.proc.pid)
+
+    def died(self) -> int | None:
+        return None if self.proc is None else self.proc.poll()
+
+    def stop(self, timeout: float = 30.0) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
+def worker_argv(config_path: str | None, data_dir: Path) -> list[str]:
+    argv = [sys.executable, "-m", "ops.cli"]
+    if config_path:
+        argv += ["--config", config_path]
+    return argv + ["--data-dir", str(data_dir), "worker", "--stages", "all"]
+
+
+class Server:
+    def __init__(self, config: Config, config_path: str | None) -> None:
+        self.config = config
+        self.config_path = config_path
+        self.stop_event: asyncio.Event | None = None
+        self.services: list = []
+
+    async def run(self) -> None:
+        config = self.config
+        self.stop_event = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self.stop_event.set)
+        directory = Directory(config.db_url)
+        spool = FilesystemSpool(config.data_dir / "spool")
+        app = create_app(config)
+        self.publish = lambda stage, qid: publish(app, stage, qid)
+        self.tls = TlsContexts(config.tls.cert, config.tls.key)
+        loop.add_signal_handler(signal.SIGHUP, self.tls.reload)
+        ctx = IngressContext(config=config, directory=directory, spool=spool, publish=self.publish)
+        servers = await start_ingress(ctx)
+        await self.start_access(directory)
+        self.workers = [WorkerProcess(worker_argv(self.config_path, config.data_dir), i)
+                        for i in range(config.worker.processes)]
+        for worker in self.workers:
+            worker.start()
+        scheduler = Scheduler(spool, self.publish, config, SystemClock())
+        tasks = [asyncio.create_task(self.schedule(scheduler)), asyncio.create_task(self.supervise())]
+        announce(config)
+        await self.stop_event.wait()
+        log.info("stopping")
+        for server in servers:
+            server.close()
+        for service in self.services:
+            with contextlib.suppress(Exception):
+                await service.stop()
+        for task in tasks:
+            task.cancel()
+        await loop.run_in_executor(None, lambda: [w.stop() for w in self.workers])
+        ctx.executor.shutdown(wait=True)
+        log.info("stopped")
+
+    async def start_access(self, directory: Directory) -> None:
+        """Start the IMAP and POP3 services where they are built and enabled."""
+        for enabled, module, cls in ((self.config.imap.enabled, "access.imap.server", "ImapService"),
+                                     (self.config.pop3.enabled, "access.pop3.server", "Pop3Service")):
+            if not enabled:
+                continue
+            try:
+                service_cls = getattr(__import__(module, fromlist=[cls]), cls)
+            except (ImportError, AttributeError):
+                log.warning("%s is not available in this build", module)
+                continue
+            service = service_cls(self.config, directory, self.tls)
+            await service.start()
+            self.services.append(service)
+
+    async def schedule(self, scheduler: Scheduler) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            try:
+                await loop.run_in_executor(None, scheduler.tick)
+            except Exception:
+                log.exception("scheduler tick failed")
+            await asyncio.sleep(self.config.pipeline.sweep_interval)
+
+    async def supervise(self) -> None:
+        broker = BrokerDir(self.config.data_dir / "broker") if self.config.embedded_broker else None
+        while True:
+            await asyncio.sleep(0.5)
+            for worker in self.workers:
+                code = worker.died()
+                if code is None:
+                    continue
+                log.error("worker %d (pid %d) exited with %s; restarting", worker.index, worker.proc.pid, code)
+                if broker is not None:
+                    for stage in QUEUE_STAGES:
+                        broker.recover_dead(queue_name(self.config, stage))
+                worker.restarts += 1
+                await asyncio.sleep(min(5.0, 0.2 * worker.restarts))
+                worker.start()
+
+
+def announce(config: Config) -> None:
+    for name, value in (("antivirus", config.antivirus.clamd), ("spam", config.spam.spamd),
+                        ("rules", config.rules.file)):
+        if name in config.pipeline.filters and value is None:
+            log.warning("%s filter not configured: messages pass unscanned (set [%s] to enable)", name,
+                        {"antivirus": "antivirus] clamd", "spam": "spam] spamd", "rules": "rules] file"}[name])
+    broker = "embedded (spool://)" if config.embedded_broker else config.broker_url.split("@")[-1]
+    log.info("mailpipe ready: data=%s, broker=%s, smtp=%s:%d", config.data_dir, broker,
+             config.ingress.listen, config.ingress.smtp_port)
+
+
+def serve(config: Config, config_path: str | None) -> None:
+    config.data_dir.mkdir(parents=True, exist_ok=True)
+    asyncio.run(Server(config, config_path).run())

@@ -1,0 +1,98 @@
+"""The Celery application: queue topology, reliability settings and one thin task per stage.
+
+Owns: ``create_app(config)``, queue names, task names and the publish helper
+used by the ingress, the scheduler and the stages themselves.
+
+Must not: contain stage logic (``workers/pipeline.py`` and ``workers/stages``)
+or read configuration on its own (it is passed in).
+
+Reliability: late acks, ``reject_on_worker_lost``, prefetch 1 per thread,
+persistent messages, publisher confirms on AMQP; no result backend.
+"""
+
+from __future__ import annotations
+
+from celery import Celery
+from kombu import Exchange, Queue
+
+from core.errors import BrokerUnavailable
+from ops.config import STAGES, Config
+from workers import embedded_broker
+
+#: every broker queue, in pipeline order
+QUEUE_STAGES = ("smtp_in",) + STAGES
+
+
+def queue_name(config: Config, stage: str) -> str:
+    return f"{config.queue_prefix}{stage}"
+
+
+def task_name(stage: str) -> str:
+    return f"mailpipe.{stage}"
+
+
+def create_app(config: Config) -> Celery:
+    embedded_broker.register()
+    app = Celery("mailpipe", broker=config.broker_url, set_as_current=False)
+    app.conf.update(_settings(config))
+    for stage in QUEUE_STAGES:
+        _register_task(app, stage)
+    app.mailpipe_config = config
+    app.mailpipe_runtime = None
+    return app
+
+
+def _settings(config: Config) -> dict:
+    exchange = Exchange("mailpipe", type="direct", durable=True)
+    queues = [Queue(queue_name(config, s), exchange, routing_key=queue_name(config, s), durable=True)
+              for s in QUEUE_STAGES]
+    transport_options: dict = {"data_dir": str(config.data_dir.resolve())}
+    if config.broker_url.startswith(("amqp", "pyamqp")):
+        transport_options = {"confirm_publish": True}
+    elif config.broker_url.startswith(("redis", "rediss")):
+        transport_options = {"visibility_timeout": max(600, int(config.pipeline.sweep_after) * 2)}
+    return dict(
+        task_queues=queues,
+        task_default_queue=queue_name(config, "smtp_in"),
+        task_routes={task_name(s): {"queue": queue_name(config, s), "routing_key": queue_name(config, s)}
+                     for s in QUEUE_STAGES},
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        task_acks_on_failure_or_timeout=True,
+        task_ignore_result=True,
+        task_store_errors_even_if_ignored=False,
+        task_serializer="json",
+        accept_content=["json"],
+        task_default_delivery_mode="persistent",
+        task_publish_retry=True,
+        task_publish_retry_policy={"max_retries": 2, "interval_start": 0, "interval_step": 0.2,
+                                   "interval_max": 0.5},
+        worker_prefetch_multiplier=config.worker.prefetch,
+        worker_hijack_root_logger=False,
+        worker_redirect_stdouts=False,
+        worker_send_task_events=False,
+        worker_enable_remote_control=not config.embedded_broker,
+        broker_connection_retry_on_startup=True,
+        broker_transport_options=transport_options,
+        broker_heartbeat=0 if config.embedded_broker else 60,
+        result_backend=None,
+    )
+
+
+def _register_task(app: Celery, stage: str) -> None:
+    def run_stage(self, queue_id: str) -> None:
+        from workers.runtime import runtime_for
+        runtime_for(self.app).pipeline.run(queue_id, stage)
+
+    app.task(name=task_name(stage), bind=True, acks_late=True, reject_on_worker_lost=True,
+             ignore_result=True)(run_stage)
+
+
+def publish(app: Celery, stage: str, queue_id: str) -> None:
+    """Put a queue ID on a stage queue; return only once the broker has it (confirmed)."""
+    config: Config = app.mailpipe_config
+    try:
+        app.send_task(task_name(stage), args=[queue_id], queue=queue_name(config, stage),
+                      routing_key=queue_name(config, stage), ignore_result=True)
+    except Exception as exc:          # kombu/amqp raise many types; all mean "not confirmed"
+        raise BrokerUnavailable(f"publish to {stage} failed: {type(exc).__name__}: {exc}") from None

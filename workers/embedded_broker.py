@@ -1,0 +1,213 @@
+"""The embedded broker: a kombu transport on a local directory, safe against kill -9.
+
+No stock kombu transport survives a crash test (see the project notes): the
+stock ``filesystem://`` transport can hand out a half-written file and forgets
+what a dead consumer had fetched. This one keeps every message in a file for
+its whole life::
+
+    DATA/broker/tmp/                      publish writes here ...
+    DATA/broker/ready/<queue>/<name>      ... then renames here (atomic publish)
+    DATA/broker/inflight/<queue>/<pid>-<name>
+                                          a consumer claims by atomic rename
+                                          (only one rename can win); ack = unlink
+
+A message whose claiming process is dead (``kill -9``) goes back to ``ready``:
+every consumer checks the in-flight folders of its queues at start and every
+few seconds, and ``recover_dead`` can be called by a supervisor. Clean
+shutdown and ``reject(requeue=True)`` rename back too. Routing is by routing key
+= queue name (direct), which is the only topology mailpipe uses, so no
+exchange state has to be shared between processes.
+
+Use with the ``threads`` or ``solo`` pool (billiard's prefork pool can deadlock
+when a child dies on a non-AMQP transport). The URL is ``spool://`` and the
+directory comes from ``transport_options={"data_dir": ...}``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import time
+from collections import deque
+from pathlib import Path
+from queue import Empty
+
+from kombu.transport import TRANSPORT_ALIASES, virtual
+
+_SAFE = re.compile(r"[^A-Za-z0-9_.-]")
+RECOVER_EVERY = 2.0
+
+
+def queue_dir_name(queue: str) -> str:
+    return _SAFE.sub("_", queue)
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class BrokerDir:
+    """The directory operations, usable without kombu (queue status, recovery)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+        self.tmp = self.root / "tmp"
+        self.tmp.mkdir(parents=True, exist_ok=True)
+
+    def ready(self, queue: str) -> Path:
+        path = self.root / "ready" / queue_dir_name(queue)
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    def inflight(self, queue: str) -> Path:
+        path = self.root / "inflight" / queue_dir_name(queue)
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    def put(self, queue: str, payload: bytes) -> None:
+        name = f"{time.time_ns():020d}-{os.getpid()}-{os.urandom(4).hex()}"
+        tmp = self.tmp / name
+        with open(tmp, "wb") as handle:
+            handle.write(payload)
+        os.rename(tmp, self.ready(queue) / name)
+
+    def size(self, queue: str) -> int:
+        return len(os.listdir(self.ready(queue)))
+
+    def inflight_count(self, queue: str) -> int:
+        return len(os.listdir(self.inflight(queue)))
+
+    def purge(self, queue: str) -> int:
+        count = 0
+        for name in os.listdir(self.ready(queue)):
+            with contextlib.suppress(FileNotFoundError):
+                (self.ready(queue) / name).unlink()
+                count += 1
+        return count
+
+    def recover_dead(self, queue: str) -> int:
+        """Return messages claimed by dead processes to the ready folder."""
+        inflight, restored = self.inflight(queue), 0
+        for name in os.listdir(inflight):
+            pid, _, original = name.partition("-")
+            if pid.isdigit() and not _pid_alive(int(pid)):
+                with contextlib.suppress(FileNotFoundError):
+                    os.rename(inflight / name, self.ready(queue) / original)
+                    restored += 1
+        return restored
+
+    def queues(self) -> list[str]:
+        ready = self.root / "ready"
+        return sorted(os.listdir(ready)) if ready.exists() else []
+
+
+class Channel(virtual.Channel):
+    """A kombu virtual channel over ``BrokerDir``."""
+
+    def __init__(self, connection, **kwargs) -> None:
+        options = connection.client.transport_options
+        self.dir = BrokerDir(Path(options["data_dir"]) / "broker")
+        self._listing: dict[str, deque[str]] = {}
+        self._claimed: dict[str, tuple[str, Path]] = {}
+        self._last_recover: dict[str, float] = {}
+        super().__init__(connection, **kwargs)
+
+    # routing: routing key == queue name (direct), no shared exchange state needed
+    def _lookup(self, exchange, routing_key, default=None):
+        return [routing_key]
+
+    def _new_queue(self, queue, **kwargs):
+        self.dir.ready(queue)
+        self.dir.inflight(queue)
+
+    def _has_queue(self, queue, **kwargs):
+        return (self.dir.root / "ready" / queue_dir_name(queue)).is_dir()
+
+    def _put(self, queue, message, **kwargs):
+        self.dir.put(queue, json.dumps(message).encode())
+
+    def _size(self, queue):
+        return self.dir.size(queue)
+
+    def _purge(self, queue):
+        return self.dir.purge(queue)
+
+    def _delete(self, queue, *args, **kwargs):
+        self._purge(queue)
+
+    def _get(self, queue, timeout=None):
+        self._maybe_recover(queue)
+        ready, inflight = self.dir.ready(queue), self.dir.inflight(queue)
+        listing = self._listing.get(queue)
+        if not listing:
+            listing = self._listing[queue] = deque(sorted(os.listdir(ready)))
+        while listing:
+            name = listing.popleft()
+            claimed = inflight / f"{os.getpid()}-{name}"
+            try:
+                os.rename(ready / name, claimed)
+            except FileNotFoundError:
+                continue                      # another consumer won this one
+            payload = json.loads(claimed.read_bytes())
+            tag = payload["properties"]["delivery_tag"]
+            self._claimed[tag] = (queue, claimed)
+            return payload
+        raise Empty()
+
+    def _maybe_recover(self, queue: str) -> None:
+        now = time.monotonic()
+        if now - self._last_recover.get(queue, 0.0) >= RECOVER_EVERY:
+            self._last_recover[queue] = now
+            self.dir.recover_dead(queue)
+
+    def basic_ack(self, delivery_tag, multiple=False):
+        claimed = self._claimed.pop(delivery_tag, None)
+        if claimed is not None:
+            with contextlib.suppress(FileNotFoundError):
+                claimed[1].unlink()
+        super().basic_ack(delivery_tag, multiple=multiple)
+
+    def basic_reject(self, delivery_tag, requeue=False):
+        claimed = self._claimed.pop(delivery_tag, None)
+        if claimed is not None:
+            self._unclaim(claimed, requeue)
+        self.qos._quick_ack(delivery_tag)       # the file move above replaces kombu's restore
+
+    def _restore(self, message):
+        """Called for unacked messages at clean shutdown: put the claimed file back."""
+        claimed = self._claimed.pop(message.delivery_tag, None)
+        if claimed is not None:
+            self._unclaim(claimed, requeue=True)
+
+    def _unclaim(self, claimed: tuple[str, Path], requeue: bool) -> None:
+        queue, path = claimed
+        with contextlib.suppress(FileNotFoundError):
+            if requeue:
+                os.rename(path, self.dir.ready(queue) / path.name.partition("-")[2])
+            else:
+                path.unlink()
+
+
+class Transport(virtual.Transport):
+    Channel = Channel
+    polling_interval = 0.05
+    default_port = 0
+    driver_type = "spool"
+    driver_name = "mailpipe-spool"
+    implements = virtual.Transport.implements.extend(asynchronous=False, exchange_type=frozenset(["direct"]))
+
+    def driver_version(self):
+        return "1"
+
+
+def register() -> None:
+    """Make ``spool://`` resolve to this transport (called by the app factory, not at import)."""
+    TRANSPORT_ALIASES.setdefault("spool", "workers.embedded_broker:Transport")

@@ -1,0 +1,40 @@
+"""Run one Celery worker process on a set of stages: what ``mailpipe worker`` and ``mailpipe serve`` start.
+
+Pool: threads (the stages wait on disks, clamd, spamd and remote servers;
+billiard's prefork pool can deadlock on a non-AMQP transport when a child dies).
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+
+from ops.config import Config
+from workers.app import QUEUE_STAGES, create_app, queue_name
+
+log = logging.getLogger("mailpipe.worker")
+
+
+def parse_stages(text: str) -> list[str]:
+    if text in ("all", "*"):
+        return list(QUEUE_STAGES)
+    stages = [s.strip() for s in text.split(",") if s.strip()]
+    unknown = [s for s in stages if s not in QUEUE_STAGES]
+    if unknown or not stages:
+        raise ValueError(f"unknown stage(s): {', '.join(unknown) or '(none)'}; "
+                         f"choose from {', '.join(QUEUE_STAGES)} or 'all'")
+    return stages
+
+
+def run_worker(config: Config, stages: list[str], *, concurrency: int | None = None,
+               prefetch: int | None = None, name: str | None = None) -> None:
+    if prefetch:
+        config = config.model_copy(update={"worker": config.worker.model_copy(update={"prefetch": prefetch})})
+    app = create_app(config)
+    queues = ",".join(queue_name(config, s) for s in stages)
+    node = name or f"mailpipe-{'+'.join(stages) if len(stages) < 4 else 'all'}-{socket.gethostname()}"
+    argv = ["worker", "-Q", queues, "-P", "threads", "-c", str(concurrency or config.worker.concurrency),
+            "-n", f"{node}@%h", "--without-mingle", "--without-gossip", "-l", config.log_level]
+    if config.embedded_broker:
+        argv.append("--without-heartbeat")
+    app.worker_main(argv)

@@ -1,0 +1,126 @@
+"""Runs stages for one queue ID: load, run, record, pass on. Idempotent on the queue ID.
+
+Owns: stage order, the per-message lock, crash counting (poison messages go to
+the ``dead`` state with the stage that failed), unexpected exceptions, and
+*fusion*: when this worker also serves the next stage, that stage runs in the
+same task instead of costing another broker hop. Every stage keeps its own
+queue, so a deployment that runs a stage elsewhere still works: the entry is
+saved with its next stage and the queue ID is published there.
+
+A task whose entry is gone, locked by another worker, not active, or already
+past this stage is a duplicate (redelivery, sweeper) and is dropped.
+
+Must not: implement a stage (``workers/stages``) or talk to the broker other
+than through ``runtime.publish``.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from core.errors import TransientError
+from spool.model import Entry, State
+from workers.deferral import defer
+from workers.stages import STAGE_FUNCTIONS
+
+log = logging.getLogger("mailpipe.pipeline")
+
+
+class Pipeline:
+    def __init__(self, runtime, served: frozenset[str]) -> None:
+        self.rt = runtime
+        self.served = served
+        config = runtime.config
+        self.order = ["smtp_in", *config.pipeline.filters, "route", "local", "remote"]
+
+    def next_stage(self, entry: Entry, stage: str) -> str | None:
+        """The next stage with work to do for this entry, or None when finished."""
+        index = self.order.index(stage) + 1 if stage in self.order else len(self.order)
+        for candidate in self.order[index:]:
+            if candidate == "local" and not entry.open_recipients("local"):
+                continue
+            if candidate == "remote" and not entry.open_recipients("remote"):
+                continue
+            return candidate
+        return None
+
+    def run(self, queue_id: str, stage: str) -> None:
+        spool = self.rt.spool
+        with spool.lock(queue_id) as owned:
+            if not owned:
+                log.info("%s: stage=%s, skipped (locked by another worker or gone)", queue_id, stage)
+                return
+            try:
+                entry = spool.load(queue_id)
+            except FileNotFoundError:
+                return
+            if entry.state != State.ACTIVE or entry.stage != stage:
+                log.info("%s: stage=%s, duplicate task dropped (state=%s, stage=%s)",
+                         queue_id, stage, entry.state, entry.stage)
+                return
+            if self._poisoned(entry):
+                return
+            self._run_from(entry, stage)
+
+    def _poisoned(self, entry: Entry) -> bool:
+        """Count a start; a previous start that never finished means a crash."""
+        if entry.running >= self.rt.config.pipeline.max_redeliveries:
+            entry.state = State.DEAD
+            entry.last_error = f"crashed {entry.running} times in stage {entry.stage}"
+            entry.running = 0
+            entry.record(self.rt.clock.now(), entry.stage, "dead", entry.last_error)
+            self.rt.spool.save(entry)
+            log.error("%s: stage=%s, status=dead (%s)", entry.id, entry.stage, entry.last_error)
+            return True
+        entry.running += 1
+        self.rt.spool.save(entry, durable=False)
+        return False
+
+    def _run_from(self, entry: Entry, stage: str | None) -> None:
+        recovering = entry.running > 1
+        message = self.rt.spool.message(entry.id)
+        while stage is not None:
+            entry.stage = stage
+            started = time.perf_counter()
+            try:
+                STAGE_FUNCTIONS[stage](self.rt, entry, message, recovering)
+            except TransientError as exc:
+                self._defer(entry, stage, str(exc))
+                break
+            except Exception:
+                log.exception("%s: stage=%s, unexpected error; moved to dead", entry.id, stage)
+                entry.state = State.DEAD
+                entry.last_error = f"unexpected error in stage {stage}"
+                entry.record(self.rt.clock.now(), stage, "dead", entry.last_error)
+                break
+            entry.trace[-1].ms = round((time.perf_counter() - started) * 1000, 3) if entry.trace else None
+            if entry.state != State.ACTIVE:
+                break
+            nxt = self.next_stage(entry, stage)
+            if nxt is None:
+                entry.state = State.DONE
+                entry.record(self.rt.clock.now(), stage, "done", _summary(entry))
+                break
+            if nxt not in self.served:
+                self._hand_over(entry, nxt)
+                return
+            stage = nxt
+        entry.running = 0
+        self.rt.spool.save(entry)
+
+    def _hand_over(self, entry: Entry, stage: str) -> None:
+        entry.stage = stage
+        entry.running = 0
+        self.rt.spool.save(entry)
+        self.rt.publish(stage, entry.id)      # if this fails, the sweeper republishes later
+
+    def _defer(self, entry: Entry, stage: str, reason: str, retry_after: float | None = None) -> None:
+        defer(self.rt, entry, stage, reason, retry_after)
+
+
+def _summary(entry: Entry) -> str:
+    counts: dict[str, int] = {}
+    for r in entry.recipients:
+        counts[r.status] = counts.get(r.status, 0) + 1
+    return ", ".join(f"{k}={v}" for k, v in sorted(counts.items()))

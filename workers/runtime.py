@@ -1,0 +1,57 @@
+"""Per-process runtime of a worker: the spool, directory, clock, filters and the pipeline.
+
+Built lazily on first use inside a worker process (so a forked or threaded
+worker opens its own database connections), from the config the app was made
+with. Tests build a ``Runtime`` directly with their own seams.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from pathlib import Path
+
+from celery import Celery
+
+from core.clock import Clock, SystemClock
+from mailstore.directory import Directory
+from ops.config import Config
+from spool.fs import FilesystemSpool
+
+log = logging.getLogger("mailpipe.worker")
+_lock = threading.Lock()
+
+
+class Runtime:
+    def __init__(self, config: Config, *, publish, served: frozenset[str], clock: Clock | None = None,
+                 directory: Directory | None = None) -> None:
+        from workers.pipeline import Pipeline
+        from workers.stages import filter_stage
+
+        self.config = config
+        self.clock = clock or SystemClock()
+        self.spool = FilesystemSpool(Path(config.data_dir) / "spool")
+        self.directory = directory or Directory(config.db_url)
+        self.publish = publish
+        self.filters = filter_stage.build_filters(config)
+        self.relay = None
+        self.pipeline = Pipeline(self, served)
+
+
+def served_stages(app: Celery) -> frozenset[str]:
+    """The stages whose queues this worker consumes (from -Q / --stages)."""
+    prefix = app.mailpipe_config.queue_prefix
+    names = set(app.amqp.queues.consume_from or app.amqp.queues)
+    return frozenset(n[len(prefix):] for n in names if n.startswith(prefix))
+
+
+def runtime_for(app: Celery) -> Runtime:
+    if app.mailpipe_runtime is None:
+        with _lock:
+            if app.mailpipe_runtime is None:
+                from workers.app import publish
+                app.mailpipe_runtime = Runtime(
+                    app.mailpipe_config, publish=lambda stage, qid: publish(app, stage, qid),
+                    served=served_stages(app))
+                log.info("worker serving stages: %s", ", ".join(sorted(app.mailpipe_runtime.pipeline.served)))
+    return app.mailpipe_runtime

@@ -1,0 +1,107 @@
+"""The filter stages (antivirus, spam, rules): ask the filter, record its verdict, act on it.
+
+A filter that is not configured passes the message on and says so on the trace
+and in a header (``X-Mailpipe-<Stage>: not configured``). How each action
+changes the entry is one table below (``_APPLY``); no bounce is ever sent for
+a filter verdict (DESIGN guarantee 5).
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+
+from filters.verdict import Action, FilterInput, Verdict
+from ops.config import Config
+from spool.model import Entry, Recipient, State
+from workers.deferral import defer
+
+log = logging.getLogger("mailpipe.filters")
+
+_MODULES = {"antivirus": "filters.antivirus", "spam": "filters.spam", "rules": "filters.rules"}
+
+
+def _configured(config: Config, name: str) -> bool:
+    return {"antivirus": config.antivirus.clamd, "spam": config.spam.spamd,
+            "rules": config.rules.file}[name] is not None
+
+
+def build_filters(config: Config) -> dict[str, object | None]:
+    """name -> filter object, or None when that filter is not configured."""
+    built: dict[str, object | None] = {}
+    for name in config.pipeline.filters:
+        if not _configured(config, name):
+            built[name] = None
+            continue
+        module = importlib.import_module(_MODULES[name])
+        if name == "rules":
+            built[name] = module.from_config(config.rules)
+        else:
+            built[name] = module.from_config(getattr(config, name), config.hostname)
+    return built
+
+
+def filter_input(entry: Entry, message: bytes) -> FilterInput:
+    return FilterInput(raw=message, sender=entry.sender,
+                       recipients=tuple(r.address for r in entry.open_recipients()),
+                       client_ip=entry.client_ip, helo=entry.helo, auth_user=entry.auth_user,
+                       queue_id=entry.id)
+
+
+def runner(name: str):
+    def run(rt, entry: Entry, message: bytes, recovering: bool) -> None:
+        flt = rt.filters.get(name)
+        now = rt.clock.now()
+        if flt is None:
+            entry.added_headers.append((f"X-Mailpipe-{name.capitalize()}", "not configured"))
+            entry.record(now, name, "not configured")
+            return
+        if name == "rules" and hasattr(flt, "reload_if_changed"):
+            flt.reload_if_changed()
+        verdict: Verdict = flt.check(filter_input(entry, message))
+        detail = "; ".join(x for x in (verdict.reason, ",".join(verdict.rules),
+                                       f"score={verdict.score}" if verdict.score is not None else "") if x)
+        entry.record(now, name, verdict.action.value, detail)
+        log.info("%s: stage=%s, verdict=%s%s", entry.id, name, verdict.action.value, f" ({detail})" if detail else "")
+        entry.added_headers.extend(verdict.headers)
+        _APPLY[verdict.action](rt, entry, verdict, name)
+    run.__name__ = f"run_{name}"
+    return run
+
+
+def _pass(rt, entry, verdict, stage) -> None:
+    return None
+
+
+def _junk(rt, entry, verdict, stage) -> None:
+    entry.folder = "Junk"
+
+
+def _redirect(rt, entry, verdict, stage) -> None:
+    for rcpt in entry.open_recipients():
+        rcpt.status, rcpt.detail = "discarded", f"redirected by {verdict.filter}"
+    entry.recipients.extend(Recipient(address=a) for a in verdict.redirect_to)
+
+
+def _keep(state: State):
+    def keep(rt, entry, verdict, stage) -> None:
+        entry.state = state
+        entry.last_error = f"{verdict.filter}: {verdict.reason}" if verdict.reason else verdict.filter
+    return keep
+
+
+def _discard(rt, entry, verdict, stage) -> None:
+    for rcpt in entry.open_recipients():
+        rcpt.status, rcpt.detail = "discarded", f"{verdict.action.value} by {verdict.filter}: {verdict.reason}"
+
+
+def _tempfail(rt, entry, verdict, stage) -> None:
+    defer(rt, entry, stage, f"{verdict.filter}: {verdict.reason or 'temporary failure'}", verdict.retry_after)
+
+
+_APPLY = {
+    Action.ACCEPT: _pass, Action.TAG: _pass, Action.ADD_HEADER: _pass,
+    Action.JUNK: _junk, Action.REDIRECT: _redirect,
+    Action.HOLD: _keep(State.HOLD), Action.QUARANTINE: _keep(State.QUARANTINE),
+    Action.DISCARD: _discard, Action.REJECT: _discard, Action.TEMPFAIL: _tempfail,
+}

@@ -1,0 +1,32 @@
+"""Route stage: each open recipient is local (expanded through aliases) or remote."""
+
+from __future__ import annotations
+
+import logging
+
+from core.errors import AccountError
+from spool.model import Entry
+
+log = logging.getLogger("mailpipe.route")
+
+
+def run(rt, entry: Entry, message: bytes, recovering: bool) -> None:
+    directory = rt.directory.snapshot()
+    local = remote = 0
+    for rcpt in entry.open_recipients():
+        if rcpt.route is not None:
+            continue
+        try:
+            domain = rcpt.address.rpartition("@")[2]
+            if directory.is_local_domain(domain):
+                rcpt.route = "local"
+                rcpt.mailboxes = directory.resolve(rcpt.address)
+                if not rcpt.mailboxes:
+                    rcpt.status, rcpt.detail = "failed", "550 5.1.1 no such user"
+                local += 1
+            else:
+                rcpt.route = "remote"
+                remote += 1
+        except AccountError:
+            rcpt.status, rcpt.detail = "failed", "553 5.1.3 bad address"
+    entry.record(rt.clock.now(), "route", "routed", f"local={local}, remote={remote}")

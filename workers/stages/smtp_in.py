@@ -1,0 +1,27 @@
+"""First stage: loop detection, then the message enters the filters."""
+
+from __future__ import annotations
+
+import re
+
+from spool.model import Entry
+
+_RECEIVED = re.compile(rb"^Received:", re.IGNORECASE | re.MULTILINE)
+
+
+def count_received(message: bytes) -> int:
+    header_end = message.find(b"\r\n\r\n")
+    head = message if header_end < 0 else message[:header_end]
+    return len(_RECEIVED.findall(head))
+
+
+def run(rt, entry: Entry, message: bytes, recovering: bool) -> None:
+    hops = count_received(message)
+    limit = rt.config.relay.max_received_headers
+    if hops > limit:
+        for rcpt in entry.open_recipients():
+            rcpt.status = "failed"
+            rcpt.detail = f"554 5.4.6 mail loop: {hops} Received headers"
+        entry.record(rt.clock.now(), "smtp_in", "loop", f"{hops} Received headers > {limit}")
+        return
+    entry.record(rt.clock.now(), "smtp_in", "accepted", f"{hops} hops")
