@@ -97,7 +97,7 @@ def test_spamd_down_defers_or_accepts():
 def test_build_request_counts_bytes():
     raw = "Subject: é\r\n\r\nx".encode()
     request = build_request("SYMBOLS", raw, user="u")
-    assert request == b"SYMBOLS SPAMC/1.5\r\nContent-length: 17\r\nUser: u\r\n\r\n" + raw
+    assert request == b"SYMBOLS SPAMC/1.5\r\nContent-length: 16\r\nUser: u\r\n\r\n" + raw
 
 
 def test_parse_reply():
