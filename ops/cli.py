@@ -7,7 +7,6 @@ A bad configuration stops the command with one line and exit status 2.
 
 from __future__ import annotations
 
-import os
 import sys
 
 import click
@@ -75,7 +74,3 @@ def main() -> None:
         click.echo(f"mailpipe: {exc}", err=True)
         sys.exit(1)
 
-
-if __name__ == "__main__":
-    os.environ.setdefault("PYTHONUNBUFFERED", "1")
-    main()

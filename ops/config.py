@@ -149,9 +149,13 @@ class ImapConfig(Section):
 
 class Pop3Config(Section):
     enabled: bool = True
-    port: int = Field(2110, ge=0, le=65535)
-    tls_port: int = Field(2995, ge=0, le=65535)
-    idle_timeout: float = Field(600.0, gt=0)
+    listen: str = "127.0.0.1"                  #: address both POP3 listeners bind
+    port: int = Field(2110, ge=0, le=65535)    #: POP3 with STLS (110 in production)
+    tls_port: int = Field(2995, ge=0, le=65535)  #: implicit TLS POP3S (995); only when [tls] is set
+    idle_timeout: float = Field(600.0, gt=0)   #: seconds without a command before closing (RFC 1939: >= 600)
+    max_line: int = Field(2048, ge=256)        #: longest command or SASL line in octets
+    max_errors: int = Field(10, gt=0)          #: bad commands and failed logins before the session is closed
+    max_connections: int = Field(500, gt=0)    #: concurrent POP3 connections (both listeners)
 
 
 class MetricsConfig(Section):

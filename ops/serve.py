@@ -60,7 +60,7 @@ class WorkerProcess:
 
 
 def worker_argv(config_path: str | None, data_dir: Path) -> list[str]:
-    argv = [sys.executable, "-m", "ops.cli"]
+    argv = [sys.executable, "-m", "ops"]
     if config_path:
         argv += ["--config", config_path]
     return argv + ["--data-dir", str(data_dir), "worker", "--stages", "all"]

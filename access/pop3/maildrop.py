@@ -114,6 +114,19 @@ def _read(path: Path) -> bytes:
         return handle.read()
 
 
+def _read_moving(root: Path, base: str, path: Path) -> tuple[bytes | None, Path]:
+    """Read `base`, following one rename by another process; (None, path) if it is gone."""
+    for _ in range(2):
+        try:
+            return _read(path), path
+        except FileNotFoundError:
+            moved = locate(root, base)
+            if moved is None:
+                break
+            path = moved
+    return None, path
+
+
 def _lock(root: Path) -> int:
     try:
         fd = os.open(root / LOCK_NAME, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
@@ -156,15 +169,8 @@ class Maildrop:
     def read(self, number: int) -> bytes | None:
         """The stored octets of message `number` (1-based), or None if another client removed it."""
         entry = self.entries[number - 1]
-        for _ in range(2):
-            try:
-                return _read(entry.path)
-            except FileNotFoundError:
-                moved = locate(self.root, entry.base)
-                if moved is None:
-                    return None
-                entry.path = moved
-        return None
+        data, entry.path = _read_moving(self.root, entry.base, entry.path)
+        return data
 
     def mark_seen(self, number: int) -> None:
         """Give the message the Seen flag (best effort: a vanished file is fine)."""
@@ -221,10 +227,10 @@ def _scan(root: Path) -> list[Entry]:
     for _, base, path in _files(root):
         size = cache.get(base)
         if size is None:
-            try:
-                size = wire.wire_size(_read(path))
-            except FileNotFoundError:
+            data, path = _read_moving(root, base, path)
+            if data is None:
                 continue          # removed between listing and reading
+            size = wire.wire_size(data)
             cache.put(base, size)
         entries.append(Entry(base, uidl_for(base), size, path))
     cache.save([e.base for e in entries])

@@ -56,6 +56,7 @@ LINE_TOO_LONG = err("line too long")
 TOO_MANY_ERRORS = err("too many errors, closing connection")
 TOO_MANY_COMMANDS = err("too many commands, closing connection")
 IDLE_TIMEOUT = err("idle timeout, closing connection (nothing deleted)")
+TOO_MANY_CONNECTIONS = err("too many connections, try again later", "SYS/TEMP")
 INTERNAL = err("internal server error, closing connection (nothing deleted)", "SYS/TEMP")
 
 NEED_USER = err("send USER first")

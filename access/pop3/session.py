@@ -105,6 +105,10 @@ class Pop3Session:
         reply = R.signing_off(remaining) if complete else R.UPDATE_PARTIAL
         return [*_send(reply), Close()]
 
+    def message_gone(self) -> list[Effect]:
+        """The shell found that another client removed the message RETR/TOP asked for."""
+        return self._error(R.MESSAGE_GONE)
+
     def timeout(self) -> list[Effect]:
         return self._fatal(R.IDLE_TIMEOUT)
 
