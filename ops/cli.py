@@ -59,7 +59,7 @@ def _register() -> None:
     from ops.commands import accounts, config_cmd, queue, roles
     for module in (accounts, config_cmd, queue, roles):
         module.register(cli)
-    for optional in ("ops.commands.filters", "ops.commands.ops_tools"):
+    for optional in ("ops.commands.filters", "ops.commands.ops_tools", "ops.commands.tls"):
         try:
             __import__(optional, fromlist=["register"]).register(cli)
         except ImportError:
