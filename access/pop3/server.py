@@ -1,0 +1,91 @@
+"""The POP3 service: listeners for POP3 with STLS and for implicit-TLS POP3S.
+
+Owns: binding ``[pop3] listen``:``port`` and, only when ``[tls]`` gives a
+context, ``listen``:``tls_port`` (RFC 8314); the connection limit; the
+per-IP failed-login limiter shared by all connections; stopping cleanly
+(open sessions are cancelled, which deletes nothing).
+
+Must not: parse POP3 (``session``) or touch the Maildir (``maildrop``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Awaitable, Callable
+
+from access.pop3 import replies as R
+from access.pop3.connection import Connection, Shared
+from core.authlimit import FailureLimiter
+from core.clock import Clock
+from core.tls import TlsContexts
+from mailstore.directory import Directory
+from ops.config import Config
+
+log = logging.getLogger("mailpipe.pop3")
+
+TLS_HANDSHAKE_TIMEOUT = 30.0
+
+
+class Pop3Service:
+    def __init__(self, config: Config, directory: Directory, tls: TlsContexts,
+                 clock: Clock | None = None, *,
+                 delay: Callable[[float], Awaitable[None]] = asyncio.sleep) -> None:
+        """`delay` waits before a failed-login reply (tests pass one that does not sleep)."""
+        self.config = config
+        self.tls = tls
+        auth = config.auth
+        self.shared = Shared(
+            directory=directory,
+            limiter=FailureLimiter(auth.max_failures, auth.lockout_seconds, clock),
+            data_dir=config.data_dir, tls_context=tls.context,
+            plaintext_on_loopback=auth.plaintext_on_loopback,
+            idle_timeout=config.pop3.idle_timeout, max_line=config.pop3.max_line,
+            max_errors=config.pop3.max_errors, delay=delay)
+        self._servers: list[asyncio.Server] = []
+        self._tasks: set[asyncio.Task] = set()
+
+    @property
+    def addresses(self) -> list[tuple[str, int]]:
+        return [tuple(sock.getsockname()[:2]) for server in self._servers for sock in server.sockets]
+
+    async def start(self) -> None:
+        cfg = self.config.pop3
+        self._servers.append(await asyncio.start_server(
+            self._plain, cfg.listen, cfg.port, reuse_address=True))
+        if self.tls.context is not None:
+            self._servers.append(await asyncio.start_server(
+                self._implicit_tls, cfg.listen, cfg.tls_port, ssl=self.tls.context,
+                ssl_handshake_timeout=TLS_HANDSHAKE_TIMEOUT, reuse_address=True))
+        log.info("pop3: listening on %s", ", ".join(f"{h}:{p}" for h, p in self.addresses))
+
+    async def stop(self) -> None:
+        for server in self._servers:
+            server.close()
+        for task in list(self._tasks):
+            task.cancel()
+        if self._tasks:
+            await asyncio.wait(list(self._tasks), timeout=10.0)
+        for server in self._servers:
+            await server.wait_closed()
+        self._servers.clear()
+
+    async def _plain(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await self._serve(reader, writer, implicit_tls=False)
+
+    async def _implicit_tls(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await self._serve(reader, writer, implicit_tls=True)
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                     *, implicit_tls: bool) -> None:
+        task = asyncio.current_task()
+        if len(self._tasks) >= self.config.pop3.max_connections:
+            writer.write(R.TOO_MANY_CONNECTIONS.line())
+            writer.close()
+            return
+        assert task is not None
+        self._tasks.add(task)
+        try:
+            await Connection(self.shared, reader, writer, implicit_tls=implicit_tls).run()
+        finally:
+            self._tasks.discard(task)
