@@ -53,6 +53,7 @@ def delay_warning_due(first_seen: float, now: float, already_warned: bool, cfg: 
 @dataclass
 class _Dest:
     down_until: float = 0.0
+    down_reason: str = ""
     active: int = 0
     sent: deque[float] = field(default_factory=deque)
 
@@ -70,17 +71,24 @@ class DestinationState:
         return self._dests.setdefault(dest.lower(), _Dest())
 
     # -- down marks ------------------------------------------------------
-    def mark_down(self, dest: str) -> float:
+    def mark_down(self, dest: str, reason: str = "") -> float:
         """The destination refused every connection: leave it alone for the minimum backoff."""
         with self._lock:
             state = self._get(dest)
             state.down_until = self.clock.now() + self.cfg.retry_first
+            state.down_reason = reason
             return state.down_until
 
     def down_until(self, dest: str) -> float | None:
         with self._lock:
             until = self._get(dest).down_until
         return until if until > self.clock.now() else None
+
+    def down_reason(self, dest: str) -> str:
+        """Why ``dest`` was marked down (the last connection error), "" if it is not."""
+        with self._lock:
+            state = self._get(dest)
+            return state.down_reason if state.down_until > self.clock.now() else ""
 
     def clear(self, dest: str | None = None) -> None:
         """Forget down marks (``queue retry``): one destination or all."""
