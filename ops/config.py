@@ -94,6 +94,7 @@ class SpamConfig(Section):
 
 class RulesConfig(Section):
     file: Path | None = None                   #: operator rules file (TOML); None = no rules
+    reload_interval: float = Field(1.0, ge=0)  #: seconds between checks of the rules file for changes
 
 
 class DnsConfig(Section):
