@@ -87,5 +87,7 @@ class Pop3Service:
         self._tasks.add(task)
         try:
             await Connection(self.shared, reader, writer, implicit_tls=implicit_tls).run()
+        except asyncio.CancelledError:
+            pass                # stop(): the connection already cleaned up; nothing was deleted
         finally:
             self._tasks.discard(task)
