@@ -1,0 +1,66 @@
+"""The sans-I/O SMTP client core, line by line."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, strategies as st
+
+from delivery.result import enhanced_status
+from delivery.smtp_proto import (
+    Capabilities, ReplyParser, SmtpProtocolError, classify, dot_stuff, mail_command, rcpt_command,
+)
+
+
+def replies(data: bytes):
+    parser = ReplyParser()
+    parser.feed(data)
+    out = []
+    while (reply := parser.next_reply()) is not None:
+        out.append(reply)
+    return out, parser
+
+
+def test_multiline_reply_and_partial_data():
+    out, parser = replies(b"250-mx.test hello\r\n250-PIPELINING\r\n250-SIZE 1000\r\n250 STARTTLS\r\n354 go")
+    assert len(out) == 1 and out[0].code == 250
+    caps = Capabilities.from_ehlo(out[0])
+    assert caps.has("pipelining") and caps.has("STARTTLS") and caps.size == 1000
+    assert parser.pending
+    parser.feed(b" ahead\r\n")
+    assert parser.next_reply().text == "354 go ahead"
+
+
+def test_bad_replies_raise_protocol_error():
+    for bad in (b"hello\r\n", b"250-a\r\n251 b\r\n", b"999 x\r\n"):
+        with pytest.raises(SmtpProtocolError):
+            replies(bad)
+
+
+@given(st.binary(max_size=300))
+def test_parser_never_raises_anything_else(data):
+    try:
+        replies(data)
+    except SmtpProtocolError:
+        pass
+
+
+def test_dot_stuffing_and_line_endings():
+    assert dot_stuff(b"a\n.b\r\n..c\rd") == b"a\r\n..b\r\n...c\r\nd\r\n.\r\n"
+    assert dot_stuff(b"") == b".\r\n"
+
+
+def test_commands():
+    caps = Capabilities(frozenset({"SIZE", "8BITMIME"}), 0)
+    assert mail_command("a@b.test", 42, caps, True, False) == b"MAIL FROM:<a@b.test> SIZE=42 BODY=8BITMIME\r\n"
+    assert mail_command("", 1, Capabilities(frozenset()), False, False) == b"MAIL FROM:<>\r\n"
+    assert rcpt_command("x@y.test") == b"RCPT TO:<x@y.test>\r\n"
+    with pytest.raises(ValueError):
+        rcpt_command("x@y.test>\r\nRCPT TO:<z@evil.test")
+
+
+def test_classify_and_enhanced_status():
+    assert [classify(c) for c in (250, 451, 550)] == ["sent", "deferred", "failed"]
+    assert enhanced_status("550 5.1.1 no such user", "failed") == "5.1.1"
+    assert enhanced_status("451 try later", "deferred") == "4.0.0"
+    assert enhanced_status("5.1.10 null MX", "failed") == "5.1.10"
+    assert enhanced_status("connect failed", "deferred") == "4.0.0"
