@@ -146,6 +146,10 @@ class ImapConfig(Section):
     idle_timeout: float = Field(1800.0, gt=0)
     max_connections_per_user: int = Field(20, gt=0)
     max_literal: int = Field(64 * 1024 * 1024, gt=0)
+    listen: str = "127.0.0.1"                     #: address both IMAP listeners bind
+    max_connections_per_ip: int = Field(50, gt=0)   #: open connections from one client IP
+    max_line: int = Field(65536, gt=0)            #: bytes of one command line, literals excluded
+    idle_poll: float = Field(0.5, gt=0)           #: seconds between mailbox checks during IDLE
 
 
 class Pop3Config(Section):
@@ -162,6 +166,8 @@ class Pop3Config(Section):
 class MetricsConfig(Section):
     enabled: bool = True
     port: int = Field(9425, ge=0, le=65535)
+    listen: str = "127.0.0.1"                  #: address the /metrics and /healthz endpoint binds
+    worker_stale_after: float = Field(15.0, gt=0)  #: a worker heartbeat older than this (s) counts as dead
 
 
 class Config(BaseSettings):

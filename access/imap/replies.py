@@ -9,7 +9,7 @@ Must not: decide which reply a command gets.
 from __future__ import annotations
 
 CAPABILITIES_BASE = ("IMAP4rev1", "LITERAL+", "SASL-IR", "ID", "ENABLE", "IDLE", "NAMESPACE",
-                     "UIDPLUS", "MOVE", "SPECIAL-USE", "UNSELECT", "CHILDREN", "LIST-EXTENDED")
+                     "UIDPLUS", "MOVE", "SPECIAL-USE", "UNSELECT", "CHILDREN")
 AUTH_MECHS = ("AUTH=PLAIN", "AUTH=LOGIN")
 
 GREETING = "mailpipe IMAP4rev1 ready"

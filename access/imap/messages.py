@@ -1,0 +1,288 @@
+"""Commands on the selected mailbox: FETCH, STORE, SEARCH, COPY, MOVE, EXPUNGE, UID ..., CHECK, CLOSE, UNSELECT.
+
+Owns: resolving sequence sets through the session's ``View``, setting \\Seen
+on non-PEEK body fetches, flag arithmetic for STORE, UIDPLUS response codes
+(COPYUID, UID EXPUNGE) and MOVE (RFC 6851).
+
+Must not: parse MIME (``access.imap.mime``) or render FETCH items (``access.imap.fetch``).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+
+from access.imap import fetch, grammar, mime, replies, search
+from access.imap.grammar import Atom, Syntax
+from access.imap.mailboxes import _path, mailbox_name
+from access.imap.session import Refused
+from mailstore import mailbox
+
+_parsed: OrderedDict = OrderedDict()
+_parsed_lock = threading.Lock()
+PARSED_CACHE = 256
+
+
+def _load(view, uid: int) -> tuple[bytes, mime.Part] | None:
+    msg = view.msgs.get(uid)
+    if msg is None:
+        return None
+    key = (str(view.path), msg.base)
+    with _parsed_lock:
+        hit = _parsed.get(key)
+        if hit is not None:
+            _parsed.move_to_end(key)
+            return hit
+    data = mailbox.read_message(view.path, msg)
+    if data is None:
+        return None
+    result = (data, mime.parse(data))
+    with _parsed_lock:
+        _parsed[key] = result
+        if len(_parsed) > PARSED_CACHE:
+            _parsed.popitem(last=False)
+    return result
+
+
+def _uids(s, token, by_uid: bool) -> list[int]:
+    ranges = grammar.sequence_set(token)
+    try:
+        return s.view.resolve(ranges, by_uid)
+    except IndexError:
+        raise Syntax("Invalid sequence number") from None
+
+
+# -- FETCH ----------------------------------------------------------------------------------
+
+def cmd_fetch(s, cmd, by_uid: bool = False) -> bytes:
+    if len(cmd.args) < 2:
+        raise Syntax("FETCH needs a sequence set and items")
+    uids = _uids(s, cmd.args[0], by_uid)
+    items, needs_body = fetch.parse_items(cmd.args[1:2])
+    if by_uid and "UID" not in items:
+        items.insert(0, "UID")
+    view = s.view
+    out = [s.updates(allow_expunge=by_uid)]
+    for uid in uids:
+        if view.seq_of(uid) is None:
+            continue
+        out.append(_fetch_one(view, uid, items, needs_body))
+    return b"".join(out) + replies.tagged(cmd.tag, "OK", replies.OK_DONE)
+
+
+def _fetch_one(view, uid: int, items: list, needs_body: bool) -> bytes:
+    loaded = _load(view, uid) if needs_body else None
+    if needs_body and loaded is None:
+        return b""
+    sets_seen = not view.readonly and "S" not in view.letters.get(uid, "") and any(
+        (isinstance(i, fetch.Section) and not i.peek) or i in ("RFC822", "RFC822.TEXT") for i in items)
+    if sets_seen:
+        _set_letters(view, uid, view.letters.get(uid, "") + "S")
+    parts = [_item(view, uid, item, loaded) for item in items]
+    if sets_seen and "FLAGS" not in items:
+        parts.append(_item(view, uid, "FLAGS", loaded))
+    return f"* {view.seq_of(uid)} FETCH (".encode() + b" ".join(parts) + b")\r\n"
+
+
+def _item(view, uid: int, item, loaded) -> bytes:
+    msg = view.msgs.get(uid)
+    if isinstance(item, fetch.Section):
+        data = fetch.section_bytes(loaded[1], loaded[0], item)
+        value = grammar.quote(fetch.partial(data, item) if data is not None else b"")
+        return item.label().encode() + b" " + value
+    if item == "UID":
+        return f"UID {uid}".encode()
+    if item == "FLAGS":
+        return f"FLAGS ({' '.join(view.flags(uid))})".encode()
+    if item == "RFC822.SIZE":
+        return f"RFC822.SIZE {msg.size(view.path) if msg else 0}".encode()
+    if item == "INTERNALDATE":
+        return b"INTERNALDATE " + fetch.internaldate(mailbox.internal_date(view.path, msg) if msg else 0)
+    data, root = loaded
+    rendered = {
+        "ENVELOPE": lambda: fetch.envelope(root),
+        "BODYSTRUCTURE": lambda: fetch.bodystructure(root, True),
+        "BODY": lambda: fetch.bodystructure(root, False),
+        "RFC822": lambda: grammar.quote(data),
+        "RFC822.HEADER": lambda: grammar.quote(root.header),
+        "RFC822.TEXT": lambda: grammar.quote(root.body),
+    }[item]()
+    return item.encode() + b" " + rendered
+
+
+def _set_letters(view, uid: int, letters: str) -> bool:
+    msg = view.msgs.get(uid)
+    letters = "".join(sorted(set(letters)))
+    if msg is None or not mailbox.set_letters(view.path, msg, letters):
+        return False
+    view.letters[uid] = letters
+    return True
+
+
+# -- STORE ----------------------------------------------------------------------------------
+
+def cmd_store(s, cmd, by_uid: bool = False) -> bytes:
+    if len(cmd.args) < 3:
+        raise Syntax("STORE needs a sequence set, an item and flags")
+    view = s.view
+    if view.readonly:
+        raise Refused(replies.NO_READ_ONLY)
+    uids = _uids(s, cmd.args[0], by_uid)
+    op = grammar.atom(cmd.args[1]).upper()
+    mode, silent = op.removesuffix(".SILENT"), op.endswith(".SILENT")
+    if mode not in ("FLAGS", "+FLAGS", "-FLAGS"):
+        raise Syntax("invalid STORE item")
+    flag_tokens = cmd.args[2] if isinstance(cmd.args[2], list) else list(cmd.args[2:])
+    names = [grammar.atom(t) for t in flag_tokens if grammar.atom(t).lower() != "\\recent"]
+    given = mailbox.letters_of(view.path, names)
+    if len(given) < len({n.lower() for n in names}):
+        raise Refused(replies.NO_TOO_MANY_KEYWORDS)
+    out = [s.updates(allow_expunge=by_uid)]
+    view.keywords = mailbox.keywords(view.path)
+    for uid in uids:
+        old = view.letters.get(uid, "")
+        new = given if mode == "FLAGS" else (old + given if mode == "+FLAGS" else
+                                             "".join(c for c in old if c not in given))
+        if "".join(sorted(set(new))) != old:
+            _set_letters(view, uid, new)
+        if not silent and view.seq_of(uid) is not None:
+            out.append(replies.untagged(view.flag_line(uid, with_uid=by_uid)))
+    return b"".join(out) + replies.tagged(cmd.tag, "OK", replies.OK_DONE)
+
+
+# -- SEARCH ---------------------------------------------------------------------------------
+
+def cmd_search(s, cmd, by_uid: bool = False) -> bytes:
+    view = s.view
+    out = s.updates(allow_expunge=by_uid)
+    top_uid = view.uids[-1] if view.uids else 0
+    try:
+        pred, needs_file = search.compile_search(cmd.args, len(view.uids), top_uid)
+    except search.BadCharset:
+        raise Refused("[BADCHARSET (UTF-8 US-ASCII)] Unsupported charset") from None
+    hits = []
+    for seq, uid in enumerate(view.uids, 1):
+        msg = view.msgs.get(uid)
+        cand = search.Candidate(
+            seq, uid, {f.lower() for f in view.flags(uid)}, uid in view.recent,
+            msg.size(view.path) if msg else 0,
+            mailbox.internal_date(view.path, msg) if msg else 0.0,
+            lambda uid=uid: (_load(view, uid) or (None, None))[1])
+        if pred(cand):
+            hits.append(uid if by_uid else seq)
+    line = "SEARCH" + "".join(f" {n}" for n in hits)
+    return out + replies.untagged(line) + replies.tagged(cmd.tag, "OK", replies.OK_DONE)
+
+
+# -- COPY / MOVE ------------------------------------------------------------------------------
+
+def _copy(s, cmd, by_uid: bool) -> tuple[list[int], list[int], int]:
+    if len(cmd.args) != 2:
+        raise Syntax("COPY needs a sequence set and a mailbox")
+    uids = _uids(s, cmd.args[0], by_uid)
+    dest = _path(s, mailbox_name(cmd.args[1]))
+    if not (dest / "cur").is_dir():
+        raise Refused(replies.NO_TRYCREATE)
+    view = s.view
+    names = mailbox.keywords(view.path)
+    src_ok, dst, validity = [], [], 0
+    for uid in uids:
+        loaded = _load(view, uid)
+        msg = view.msgs.get(uid)
+        if loaded is None or msg is None:
+            continue
+        letters = mailbox.letters_of(dest, mailbox.flags_of(view.letters.get(uid, ""), names))
+        validity, new_uid = mailbox.add_message(dest, loaded[0], letters, mailbox.internal_date(view.path, msg))
+        src_ok.append(uid)
+        dst.append(new_uid)
+    return src_ok, dst, validity
+
+
+def _uid_set(uids: list[int]) -> str:
+    return ",".join(str(u) for u in uids)
+
+
+def cmd_copy(s, cmd, by_uid: bool = False) -> bytes:
+    src, dst, validity = _copy(s, cmd, by_uid)
+    code = f"[COPYUID {validity} {_uid_set(src)} {_uid_set(dst)}] " if src else ""
+    return s.updates(allow_expunge=by_uid) + replies.tagged(cmd.tag, "OK", code + replies.OK_DONE)
+
+
+def cmd_move(s, cmd, by_uid: bool = False) -> bytes:
+    if s.view.readonly:
+        raise Refused(replies.NO_READ_ONLY)
+    src, dst, validity = _copy(s, cmd, by_uid)
+    out = [replies.untagged(f"OK [COPYUID {validity} {_uid_set(src)} {_uid_set(dst)}] Moved")] if src else []
+    out += _expunge(s.view, src)
+    return b"".join(out) + s.updates() + replies.tagged(cmd.tag, "OK", replies.OK_DONE)
+
+
+# -- EXPUNGE / CLOSE / UNSELECT / CHECK ---------------------------------------------------------
+
+def _expunge(view, uids: list[int]) -> list[bytes]:
+    out = []
+    for uid in sorted(uids, reverse=True):
+        msg = view.msgs.get(uid)
+        if msg is not None:
+            mailbox.unlink(view.path, msg)
+        seq = view.forget(uid)
+        if seq is not None:
+            out.append(replies.untagged(f"{seq} EXPUNGE"))
+    return out
+
+
+def _deleted(view, within: set[int] | None = None) -> list[int]:
+    return [u for u in view.uids if "T" in view.letters.get(u, "") and (within is None or u in within)]
+
+
+def cmd_expunge(s, cmd, uids: list[int] | None = None) -> bytes:
+    view = s.view
+    if view.readonly:
+        raise Refused(replies.NO_READ_ONLY)
+    out = s.updates()
+    within = set(uids) if uids is not None else None
+    return out + b"".join(_expunge(view, _deleted(view, within))) + replies.tagged(cmd.tag, "OK", replies.OK_DONE)
+
+
+def cmd_close(s, cmd) -> bytes:
+    view = s.view
+    if not view.readonly:
+        view.refresh(True)
+        for uid in _deleted(view):
+            msg = view.msgs.get(uid)
+            if msg is not None:
+                mailbox.unlink(view.path, msg)
+    return replies.tagged(cmd.tag, "OK", replies.OK_DONE)
+
+
+def cmd_unselect(s, cmd) -> bytes:
+    return replies.tagged(cmd.tag, "OK", replies.OK_DONE)
+
+
+def cmd_check(s, cmd) -> bytes:
+    return s.updates() + replies.tagged(cmd.tag, "OK", replies.OK_DONE)
+
+
+# -- UID -------------------------------------------------------------------------------------
+
+def cmd_uid(s, cmd) -> bytes:
+    if not cmd.args or not isinstance(cmd.args[0], Atom):
+        raise Syntax("UID needs a command")
+    sub = cmd.args[0].upper
+    inner = type(cmd)(cmd.tag, sub, cmd.args[1:])
+    if sub == "EXPUNGE":
+        if len(inner.args) != 1:
+            raise Syntax("UID EXPUNGE needs a UID set")
+        return cmd_expunge(s, inner, _uids(s, inner.args[0], True))
+    handler = {"FETCH": cmd_fetch, "STORE": cmd_store, "SEARCH": cmd_search,
+               "COPY": cmd_copy, "MOVE": cmd_move}.get(sub)
+    if handler is None:
+        raise Syntax("Unknown UID command")
+    return handler(s, inner, by_uid=True)
+
+
+HANDLERS = {
+    "FETCH": cmd_fetch, "STORE": cmd_store, "SEARCH": cmd_search, "COPY": cmd_copy, "MOVE": cmd_move,
+    "EXPUNGE": cmd_expunge, "CLOSE": cmd_close, "UNSELECT": cmd_unselect, "CHECK": cmd_check,
+    "UID": cmd_uid,
+}
