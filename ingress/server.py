@@ -22,6 +22,7 @@ from core.errors import BrokerUnavailable, SpoolFull
 from core.ids import new_queue_id
 from ingress import policy, replies
 from mailstore.directory import Directory
+from ops import metrics
 from ops.config import Config
 from spool.fs import FilesystemSpool
 from spool.model import Entry, Recipient
@@ -70,6 +71,7 @@ class Handler:
         else:
             log.info("reject: RCPT from %s[%s]: %s; from=<%s> to=<%s>", session.host_name,
                      peer_ip(session), reply, envelope.mail_from, address)
+            metrics.ingress_rejected(reply)
         return reply
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
@@ -89,13 +91,16 @@ class Handler:
             await loop.run_in_executor(self.ctx.executor, self.accept, entry, chunks)
         except BrokerUnavailable as exc:
             log.error("%s: not accepted: %s", queue_id, exc)
+            metrics.ingress_rejected(replies.BROKER_DOWN)
             return replies.BROKER_DOWN
         except SpoolFull as exc:
             log.error("%s: not accepted: %s", queue_id, exc)
+            metrics.ingress_rejected(replies.SPOOL_FULL)
             return replies.SPOOL_FULL
         log.info("%s: client=%s[%s], from=<%s>, size=%d, nrcpt=%d%s", queue_id, session.host_name,
                  peer_ip(session), envelope.mail_from, entry.size, len(envelope.rcpt_tos),
                  f", sasl_username={entry.auth_user}" if entry.auth_user else "")
+        metrics.ingress_accepted()
         return replies.QUEUED.format(queue_id=queue_id)
 
     def protocol_name(self, session: Session) -> str:
@@ -131,6 +136,7 @@ def smtp_factory(ctx: IngressContext, handler: Handler, **kwargs):
     config = ctx.config
 
     def factory() -> SMTP:
+        metrics.ingress_connection()
         return SMTP(handler, hostname=config.hostname, ident="mailpipe ESMTP",
                     data_size_limit=config.ingress.max_message_size, enable_SMTPUTF8=True,
                     decode_data=False, timeout=config.ingress.command_timeout, **kwargs)
