@@ -11,9 +11,11 @@ import shutil
 import socket
 import ssl
 import subprocess
+import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import pytest
 import trustme
@@ -224,12 +226,13 @@ class Greeter:
 
 # -- Postfix smtp-sink ----------------------------------------------------
 @pytest.fixture
-def smtp_sink(tmp_path):
+def smtp_sink():
     if not shutil.which(SMTP_SINK):
         pytest.skip("smtp-sink (Debian package postfix) is not installed")
     port = free_port()
-    dump = tmp_path / "sink"
-    dump.mkdir()
+    # smtp-sink drops privileges to nobody: its dump folder must be reachable by nobody,
+    # which pytest's tmp_path (under a 0700 folder) is not.
+    dump = Path(tempfile.mkdtemp(prefix="mailpipe-sink-"))
     dump.chmod(0o777)
     cmd = [SMTP_SINK, "-u", "nobody", "-d", f"{dump}/%H%M%S.", "-c", f"127.0.0.1:{port}", "100"]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
@@ -239,3 +242,4 @@ def smtp_sink(tmp_path):
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+        shutil.rmtree(dump, ignore_errors=True)

@@ -1,0 +1,225 @@
+"""The relay against real receivers: aiosmtpd Controllers, a raw 4xx greeter and Postfix's smtp-sink.
+
+DNS is the real dnslib server from conftest; MX hosts are 127.0.0.x on one port.
+"""
+
+from __future__ import annotations
+
+import email
+import logging
+import time
+
+import pytest
+
+from core.clock import FakeClock
+from delivery.dsn import build_dsn
+from delivery.mx import Destination, Host, MxResolver
+from delivery.relay import Relay
+from delivery.retry import next_attempt
+from delivery.smtp_client import ConnectionPool, deliver
+from tests.relay.conftest import Greeter, ScriptedHandler
+
+MSG = b"From: alice@local.test\r\nTo: bob@ok.test\r\nSubject: hi\r\n\r\nhello\r\n.dot line\r\n"
+
+
+def make_relay(dns_cfg, relay_cfg, clock=None) -> Relay:
+    return Relay(relay_cfg, dns_cfg, "mail.local.test", clock=clock or FakeClock())
+
+
+def statuses(results):
+    return {r.recipient: r.status for r in results}
+
+
+def test_delivers_to_the_most_preferred_mx(dns_cfg, relay_cfg, receivers):
+    primary = ScriptedHandler()
+    backup = ScriptedHandler()
+    receivers.start(primary, "127.0.0.1")
+    receivers.start(backup, "127.0.0.2")
+    relay = make_relay(dns_cfg, relay_cfg)
+    results = relay.deliver_message("alice@local.test", ["bob@pref.test"], MSG, "Q1")
+    relay.close()
+    assert statuses(results) == {"bob@pref.test": "sent"}
+    assert results[0].relay == f"mx1.pref.test[127.0.0.1]:{receivers.port}"
+    assert results[0].reply.startswith("250")
+    assert len(primary.messages) == 1 and not backup.messages
+    assert primary.messages[0].content.endswith(b"hello\r\n.dot line\r\n")   # dot-stuffing undone
+
+
+def test_falls_back_to_second_mx_when_first_refuses(dns_cfg, relay_cfg, receivers):
+    up = ScriptedHandler()
+    receivers.start(up, "127.0.0.1")       # down.fallback.test = 127.0.0.2: nothing listens
+    relay = make_relay(dns_cfg, relay_cfg)
+    results = relay.deliver_message("alice@local.test", ["bob@fallback.test"], MSG, "Q2")
+    relay.close()
+    assert statuses(results) == {"bob@fallback.test": "sent"}
+    assert results[0].relay.startswith("up.fallback.test[127.0.0.1]")
+    assert len(up.messages) == 1
+
+
+def test_next_mx_on_4xx_greeting(dns_cfg, relay_cfg, receivers):
+    ok = ScriptedHandler()
+    receivers.start(ok, "127.0.0.1")
+    busy = Greeter("127.0.0.3", receivers.port, b"421 4.3.2 busy, try later\r\n")
+    try:
+        relay = make_relay(dns_cfg, relay_cfg)
+        results = relay.deliver_message("alice@local.test", ["bob@greet.test"], MSG, "Q3")
+        relay.close()
+    finally:
+        busy.close()
+    assert busy.connections == 1
+    assert statuses(results) == {"bob@greet.test": "sent"}
+    assert len(ok.messages) == 1
+
+
+def test_implicit_mx_and_cname(dns_cfg, relay_cfg, receivers):
+    handler = ScriptedHandler()
+    receivers.start(handler, "127.0.0.1")
+    relay = make_relay(dns_cfg, relay_cfg)
+    results = relay.deliver_message("alice@local.test", ["x@implicit.test", "y@alias.test"], MSG, "Q4")
+    relay.close()
+    assert statuses(results) == {"x@implicit.test": "sent", "y@alias.test": "sent"}
+    assert sorted(r for m in handler.messages for r in m.rcpt_tos) == ["x@implicit.test", "y@alias.test"]
+
+
+def test_null_mx_nxdomain_servfail(dns_cfg, relay_cfg):
+    relay = make_relay(dns_cfg, relay_cfg)
+    results = relay.deliver_message("alice@local.test",
+                                    ["a@nullmx.test", "b@nowhere.test", "c@servfail.test"], MSG, "Q5")
+    by = {r.recipient: r for r in results}
+    assert by["a@nullmx.test"].status == "failed" and by["a@nullmx.test"].enhanced == "5.1.10"
+    assert by["b@nowhere.test"].status == "failed"
+    assert by["c@servfail.test"].status == "deferred"
+
+
+def test_static_route_to_loopback_receiver(dns_cfg, relay_cfg, receivers):
+    handler = ScriptedHandler()
+    receivers.start(handler, "127.0.0.1")
+    cfg = relay_cfg.model_copy(update={"static_routes": {"nullmx.test": f"127.0.0.1:{receivers.port}"}})
+    relay = make_relay(dns_cfg, cfg)
+    results = relay.deliver_message("alice@local.test", ["a@nullmx.test"], MSG, "Q6")
+    relay.close()
+    assert statuses(results) == {"a@nullmx.test": "sent"}
+    assert handler.messages[0].rcpt_tos == ["a@nullmx.test"]
+
+
+def test_451_twice_then_250_is_sent_on_the_third_attempt(dns_cfg, relay_cfg, receivers):
+    handler = ScriptedHandler(data_replies=["451 4.3.0 try again", "451 4.3.0 try again"])
+    receivers.start(handler, "127.0.0.1")
+    clock = FakeClock(1_000_000.0)
+    relay = make_relay(dns_cfg, relay_cfg, clock)
+    first_seen, attempts, outcomes = clock.now(), 0, []
+    while attempts < 5:
+        attempts += 1
+        result = relay.deliver_message("alice@local.test", ["bob@ok.test"], MSG, "Q7",
+                                       arrival=first_seen, attempts=attempts)[0]
+        outcomes.append(result.status)
+        if result.status != "deferred":
+            break
+        due = next_attempt(attempts, first_seen, clock.now(), relay_cfg)
+        assert due is not None
+        clock.t = due                               # the scheduler would republish now
+    relay.close()
+    assert outcomes == ["deferred", "deferred", "sent"]
+    assert clock.now() == first_seen + 300 + 600
+    assert handler.data_attempts == 3 and len(handler.messages) == 1
+
+
+@pytest.mark.parametrize("pipelining", [False, True])
+def test_550_for_one_of_two_recipients(dns_cfg, relay_cfg, receivers, pipelining):
+    handler = ScriptedHandler(reject_rcpt={"nobody@ok.test": "550 5.1.1 <nobody@ok.test>: no such user"},
+                              pipelining=pipelining)
+    receivers.start(handler, "127.0.0.1")
+    relay = make_relay(dns_cfg, relay_cfg)
+    results = relay.deliver_message("alice@local.test", ["bob@ok.test", "nobody@ok.test"], MSG, "Q8")
+    relay.close()
+    assert statuses(results) == {"bob@ok.test": "sent", "nobody@ok.test": "failed"}
+    failed = [r for r in results if r.status == "failed"]
+    assert failed[0].enhanced == "5.1.1"
+    assert [m.rcpt_tos for m in handler.messages] == [["bob@ok.test"]]
+    dsn = email.message_from_bytes(build_dsn(MSG, "alice@local.test", failed, reporting_mta="mail.local.test",
+                                             arrival=0.0, queue_id="Q8", now=1.0))
+    report = dsn.get_payload()[1].get_payload()
+    assert report[1]["Final-Recipient"] == "rfc822; nobody@ok.test"
+
+
+def test_all_recipients_rejected_sends_no_data(dns_cfg, relay_cfg, receivers):
+    handler = ScriptedHandler(reject_rcpt={"a@ok.test": "550 5.1.1 no", "b@ok.test": "450 4.2.1 later"},
+                              pipelining=True)
+    receivers.start(handler, "127.0.0.1")
+    relay = make_relay(dns_cfg, relay_cfg)
+    results = relay.deliver_message("alice@local.test", ["a@ok.test", "b@ok.test"], MSG, "Q9")
+    relay.close()
+    assert statuses(results) == {"a@ok.test": "failed", "b@ok.test": "deferred"}
+    assert not handler.messages and handler.data_attempts == 0
+
+
+def test_size_limit_is_respected(dns_cfg, relay_cfg, receivers):
+    handler = ScriptedHandler()
+    receivers.start(handler, "127.0.0.1", data_size_limit=200)
+    relay = make_relay(dns_cfg, relay_cfg)
+    results = relay.deliver_message("alice@local.test", ["bob@ok.test"], MSG + b"x" * 500, "Q10")
+    relay.close()
+    assert results[0].status == "failed" and results[0].enhanced == "5.3.4"
+    assert not handler.messages
+
+
+def test_loop_detection(dns_cfg, relay_cfg, receivers):
+    handler = ScriptedHandler()
+    controller = receivers.start(handler, "127.0.0.1")
+    looped = b"Received: from x by y\r\n" * 51 + MSG
+    relay = make_relay(dns_cfg, relay_cfg)
+    results = relay.deliver_message("alice@local.test", ["bob@ok.test"], looped, "Q11")
+    assert results[0].status == "failed" and results[0].enhanced == "5.4.6"
+    assert controller.connections == 0
+
+
+def test_connection_reuse_for_several_messages(dns_cfg, relay_cfg, receivers):
+    handler = ScriptedHandler()
+    controller = receivers.start(handler, "127.0.0.1")
+    relay = make_relay(dns_cfg, relay_cfg)
+    for i in range(5):
+        results = relay.deliver_message("alice@local.test", ["bob@ok.test", "carol@ok2.test"], MSG, f"R{i}")
+        assert statuses(results) == {"bob@ok.test": "sent", "carol@ok2.test": "sent"}
+    relay.close()
+    assert len(handler.messages) == 10
+    assert controller.connections == 2             # one session per destination, reused 5 times
+
+
+def test_stale_pooled_connection_is_replaced(dns_cfg, relay_cfg, receivers):
+    handler = ScriptedHandler()
+    controller = receivers.start(handler, "127.0.0.1")
+    clock = FakeClock()
+    relay = make_relay(dns_cfg, relay_cfg, clock)
+    relay.deliver_message("alice@local.test", ["bob@ok.test"], MSG, "S1")
+    clock.advance(relay_cfg.connection_cache_time + 1)       # idle too long: not reused
+    relay.deliver_message("alice@local.test", ["bob@ok.test"], MSG, "S2")
+    relay.close()
+    assert controller.connections == 2 and len(handler.messages) == 2
+
+
+def test_refused_destination_is_marked_down(dns_cfg, relay_cfg, receivers):
+    clock = FakeClock()
+    relay = make_relay(dns_cfg, relay_cfg, clock)         # nothing listens for mx.ok.test
+    first = relay.deliver_message("alice@local.test", ["bob@ok.test"], MSG, "D1")[0]
+    assert first.status == "deferred" and "Connection refused" in first.reply
+    handler = ScriptedHandler()
+    receivers.start(handler, "127.0.0.1")
+    second = relay.deliver_message("alice@local.test", ["bob@ok.test"], MSG, "D2")[0]
+    assert second.status == "deferred" and "marked down" in second.reply
+    assert "Connection refused" in second.reply and not handler.messages
+    relay.state.clear("ok.test")                           # `queue retry` clears the mark
+    third = relay.deliver_message("alice@local.test", ["bob@ok.test"], MSG, "D3")[0]
+    relay.close()
+    assert third.status == "sent" and len(handler.messages) == 1
+
+
+def test_log_line_format(dns_cfg, relay_cfg, receivers, caplog):
+    receivers.start(ScriptedHandler(), "127.0.0.1")
+    relay = make_relay(dns_cfg, relay_cfg)
+    with caplog.at_level(logging.INFO, logger="mailpipe.relay"):
+        relay.deliver_message("alice@local.test", ["bob@ok.test", "x@nullmx.test"], MSG, "LOG1", attempts=2)
+    relay.close()
+    lines = [r.getMessage() for r in caplog.records if r.name == "mailpipe.relay"]
+    assert lines[0].startswith(f"LOG1: to=<bob@ok.test>, relay=mx.ok.test[127.0.0.1]:{receivers.port}, delay=")
+    assert "attempts=2, status=sent (250 2.0.0 OK queued)" in lines[0]
+    assert lines[1].startswith("LOG1: to=<x@nullmx.test>, relay=none,") and "status=bounced (5.1.10" in lines[1]
