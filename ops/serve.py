@@ -24,6 +24,7 @@ from core.clock import SystemClock
 from core.tls import TlsContexts
 from ingress.server import IngressContext, start_ingress
 from mailstore.directory import Directory
+from ops import metrics, metrics_server
 from ops.config import Config
 from spool.fs import FilesystemSpool
 from workers.app import QUEUE_STAGES, create_app, publish, queue_name
@@ -76,6 +77,8 @@ class Server:
     async def run(self) -> None:
         config = self.config
         self.stop_event = asyncio.Event()
+        metrics.use_multiprocess(config.data_dir / "run" / "metrics")   # before any worker starts
+        self.metrics_http = metrics_server.start(config, system=True)
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.stop_event.set)
@@ -86,7 +89,7 @@ class Server:
         self.tls = TlsContexts(config.tls.cert, config.tls.key)
         loop.add_signal_handler(signal.SIGHUP, self.tls.reload)
         ctx = IngressContext(config=config, directory=directory, spool=spool, publish=self.publish)
-        servers = await start_ingress(ctx)
+        servers = await start_ingress(ctx, self.tls)
         await self.start_access(directory)
         self.workers = [WorkerProcess(worker_argv(self.config_path, config.data_dir), i)
                         for i in range(config.worker.processes)]
@@ -106,6 +109,8 @@ class Server:
             task.cancel()
         await loop.run_in_executor(None, lambda: [w.stop() for w in self.workers])
         ctx.executor.shutdown(wait=True)
+        if self.metrics_http is not None:
+            self.metrics_http.shutdown()
         log.info("stopped")
 
     async def start_access(self, directory: Directory) -> None:

@@ -43,6 +43,7 @@ class FilesystemSpool:
     def create(self, entry: Entry, chunks: list[bytes]) -> None:
         """Store a new message durably; raise SpoolFull if the disk refuses."""
         _check_id(entry.id)
+        entry.updated_at = entry.updated_at or time.time()   # else the sweeper finds it stale at once
         try:
             self._write(self.msg / entry.id, b"".join(chunks), durable=True)
             self._write(self.env / f"{entry.id}.json", _dump(entry), durable=True)

@@ -16,6 +16,7 @@ from celery import Celery
 from kombu import Exchange, Queue
 
 from core.errors import BrokerUnavailable
+from ops import metrics
 from ops.config import STAGES, Config
 from workers import embedded_broker
 
@@ -96,3 +97,4 @@ def publish(app: Celery, stage: str, queue_id: str) -> None:
                       routing_key=queue_name(config, stage), ignore_result=True)
     except Exception as exc:          # kombu/amqp raise many types; all mean "not confirmed"
         raise BrokerUnavailable(f"publish to {stage} failed: {type(exc).__name__}: {exc}") from None
+    metrics.published(queue_name(config, stage))

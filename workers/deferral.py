@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 
+from ops import metrics
 from spool.model import Entry, State
 
 log = logging.getLogger("mailpipe.defer")
@@ -25,3 +26,4 @@ def defer(rt, entry: Entry, stage: str, reason: str, retry_after: float | None =
     entry.last_error = reason
     entry.record(now, stage, "deferred", f"{reason}; next attempt in {delay:.0f}s")
     log.warning("%s: stage=%s, status=deferred (%s)", entry.id, stage, reason)
+    metrics.deferred(stage)

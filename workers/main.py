@@ -37,4 +37,7 @@ def run_worker(config: Config, stages: list[str], *, concurrency: int | None = N
             "-n", f"{node}@%h", "--without-mingle", "--without-gossip", "-l", config.log_level]
     if config.embedded_broker:
         argv.append("--without-heartbeat")
+    from ops import health, metrics_server
+    health.start_heartbeat(config, stages)         # liveness for `mailpipe health` (embedded broker)
+    metrics_server.role_started(config, "worker")  # own /metrics unless `serve` collects
     app.worker_main(argv)

@@ -20,6 +20,7 @@ import logging
 import time
 
 from core.errors import TransientError
+from ops import metrics
 from spool.model import Entry, State
 from workers.deferral import defer
 from workers.stages import STAGE_FUNCTIONS
@@ -95,6 +96,7 @@ class Pipeline:
                 entry.record(self.rt.clock.now(), stage, "dead", entry.last_error)
                 break
             entry.trace[-1].ms = round((time.perf_counter() - started) * 1000, 3) if entry.trace else None
+            metrics.stage_done(stage, time.perf_counter() - started, entry.trace[-1] if entry.trace else None)
             if entry.state != State.ACTIVE:
                 break
             nxt = self.next_stage(entry, stage)

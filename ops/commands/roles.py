@@ -7,7 +7,7 @@ import signal
 
 import click
 
-from ops import logs
+from ops import logs, metrics_server
 from ops.cli import Context, pass_ctx
 
 
@@ -56,6 +56,7 @@ def ingress(ctx: Context) -> None:
     from ingress.server import IngressContext, start_ingress
     from workers.app import create_app, publish
     logs.setup(ctx.config.log_level, "mailpipe-ingress")
+    metrics_server.role_started(ctx.config, "ingress")
     config, directory, spool = ctx.config, ctx.directory(), ctx.spool()
     app = create_app(config)
 
@@ -77,6 +78,7 @@ def scheduler(ctx: Context) -> None:
     from workers.app import create_app, publish
     from workers.scheduler import Scheduler
     logs.setup(ctx.config.log_level, "mailpipe-scheduler")
+    metrics_server.role_started(ctx.config, "scheduler")
     app = create_app(ctx.config)
     sched = Scheduler(ctx.spool(), lambda stage, qid: publish(app, stage, qid), ctx.config, SystemClock())
 
@@ -97,6 +99,7 @@ def _access_command(name: str, module: str, cls: str):
     def command(ctx: Context) -> None:
         from core.tls import TlsContexts
         logs.setup(ctx.config.log_level, f"mailpipe-{name}")
+        metrics_server.role_started(ctx.config, name)
         service_cls = getattr(__import__(module, fromlist=[cls]), cls)
         config = ctx.config
 

@@ -12,6 +12,7 @@ import logging
 import time
 
 from mailstore.maildir import deliver, maildir_path
+from ops import metrics
 from spool.model import Entry
 
 log = logging.getLogger("mailpipe.local")
@@ -38,6 +39,7 @@ def run(rt, entry: Entry, message: bytes, recovering: bool) -> None:
                             base=unique_base(entry, mailbox, hostname), folder=entry.folder,
                             check_cur=recovering)
             delivered += 1
+            metrics.delivered("local", int(fresh))
             log.info("%s: to=<%s>, mailbox=%s%s, delay=%.3f, status=delivered%s, stage=local",
                      entry.id, rcpt.address, mailbox, f" folder={entry.folder}" if entry.folder else "",
                      time.time() - entry.received_at, "" if fresh else " (already there)")

@@ -1,0 +1,105 @@
+"""What ``queue status`` (and ``--watch``) shows: spool summary, per-stage ages, rates, destinations.
+
+Owns: reading the spool once per refresh into a ``SpoolSummary`` (counts per
+state, bytes, oldest deferred age, oldest waiting message per stage, top remote
+destinations) and turning two snapshots into in/out rates per stage queue.
+
+Rates: ``in`` counts queue IDs published to the queue (the broker's own
+counter where it has one, else the ``mailpipe_queue_published`` metric read from
+the local endpoint); ``out`` is in minus the depth change. Without either
+source the rates are unknown (``None``), never guessed.
+
+Must not: change the spool or the broker; render (``ops.commands.queue``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import urllib.request
+from collections import Counter
+from dataclasses import dataclass, field
+
+from spool.model import State
+
+TOP_DESTINATIONS = 5
+
+
+@dataclass
+class SpoolSummary:
+    counts: dict[str, int]
+    bytes: int = 0
+    oldest_deferred_age: float = 0.0
+    oldest_by_stage: dict[str, float] = field(default_factory=dict)   #: active entries waiting at a stage
+    destinations: list[tuple[str, int]] = field(default_factory=list)  #: remote domains by waiting messages
+
+
+def spool_summary(spool, now: float) -> SpoolSummary:
+    counts = {state.value: 0 for state in State if state != State.DONE}
+    oldest_deferred = 0.0
+    oldest: dict[str, float] = {}
+    domains: Counter[str] = Counter()
+    for entry in spool.entries():
+        counts[entry.state.value] = counts.get(entry.state.value, 0) + 1
+        since = entry.updated_at or entry.received_at
+        if entry.state == State.ACTIVE:
+            oldest[entry.stage] = max(oldest.get(entry.stage, 0.0), now - since)
+        if entry.state == State.DEFERRED:
+            oldest_deferred = max(oldest_deferred, now - entry.received_at)
+        if entry.stage == "remote" and entry.state in (State.ACTIVE, State.DEFERRED):
+            domains.update({r.address.rpartition("@")[2].lower() for r in entry.open_recipients("remote")})
+    return SpoolSummary(counts, spool.usage_bytes(), round(oldest_deferred, 3),
+                        {k: round(v, 3) for k, v in oldest.items()}, domains.most_common(TOP_DESTINATIONS))
+
+
+def published_counts(config, timeout: float = 0.5) -> dict[str, float] | None:
+    """``mailpipe_queue_published`` per queue from the local metrics endpoint; None if unreachable."""
+    if not config.metrics.enabled:
+        return None
+    host = config.metrics.listen if config.metrics.listen not in ("0.0.0.0", "::") else "127.0.0.1"
+    url = f"http://{host}:{config.metrics.port}/metrics"
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as reply:
+            text = reply.read().decode("utf-8", "replace")
+    except (OSError, ValueError):
+        return None
+    return parse_published(text)
+
+
+def parse_published(text: str) -> dict[str, float]:
+    counts: dict[str, float] = {}
+    prefix = 'mailpipe_queue_published_total{queue="'
+    for line in text.splitlines():
+        if line.startswith(prefix):
+            name, _, rest = line[len(prefix):].partition('"')
+            with contextlib.suppress(ValueError, IndexError):
+                counts[name] = counts.get(name, 0.0) + float(rest.split()[-1])
+    return counts
+
+
+@dataclass(frozen=True)
+class Rates:
+    inbound: float | None
+    outbound: float | None
+
+
+def rates(before: dict, after: dict, seconds: float) -> dict[str, Rates]:
+    """Per queue: in/s from published counters, out/s = in - depth change (per second)."""
+    result: dict[str, Rates] = {}
+    pub0, pub1 = before.get("published"), after.get("published")
+    depth0 = {q["queue"]: _held(q) for q in before["queues"]}
+    for q in after["queues"]:
+        name = q["queue"]
+        if pub0 is None or pub1 is None or seconds <= 0:
+            result[name] = Rates(None, None)
+            continue
+        came = max(0.0, pub1.get(name, 0.0) - pub0.get(name, 0.0))
+        d0, d1 = depth0.get(name), _held(q)
+        went = None if d0 is None or d1 is None else max(0.0, came - (d1 - d0))
+        result[name] = Rates(round(came / seconds, 2), None if went is None else round(went / seconds, 2))
+    return result
+
+
+def _held(queue: dict) -> int | None:
+    if queue.get("depth") is None:
+        return None
+    return queue["depth"] + (queue.get("unacked") or 0)
