@@ -46,16 +46,19 @@ def check_recipient(address: str, directory: Snapshot, *, may_relay: bool) -> st
     local, at, domain = address.rpartition("@")
     if not at or not local or not domain:
         return replies.BAD_ADDRESS
+    if domain.startswith("["):
+        # address literals are never local: relay rules apply (RFC 5321 4.1.3)
+        return replies.RCPT_OK if may_relay else replies.RELAY_DENIED.format(address=printable(address))
     if directory.is_local_domain(domain_of(address)):
-        if any(c in local for c in "%!@:") or not directory.resolve(address):
-            return replies.UNKNOWN_USER.format(address=_printable(address))
+        if any(c in local for c in '%!@:"\\') or not directory.resolve(address):
+            return replies.UNKNOWN_USER.format(address=printable(address))
         return replies.RCPT_OK
     if may_relay:
         return replies.RCPT_OK
-    return replies.RELAY_DENIED.format(address=_printable(address))
+    return replies.RELAY_DENIED.format(address=printable(address))
 
 
-def _printable(text: str) -> str:
+def printable(text: str) -> str:
     return "".join(c if c.isprintable() and c not in "<>" else "?" for c in text)[:256]
 
 
@@ -63,12 +66,12 @@ def received_header(*, helo: str | None, peer_ip: str | None, hostname: str, que
                     protocol: str, recipient: str | None, auth_user: str | None = None,
                     now: float | None = None) -> bytes:
     """The Received header (RFC 5321 4.4) that ingress prepends, CRLF-terminated."""
-    parts = [f"Received: from {_printable(helo or 'unknown')} ([{peer_ip or 'unknown'}])"]
+    parts = [f"Received: from {printable(helo or 'unknown')} ([{peer_ip or 'unknown'}])"]
     if auth_user:
         parts.append(f"\t(authenticated sender: {auth_user})")
     parts.append(f"\tby {hostname} (mailpipe) with {protocol} id {queue_id}")
     if recipient:
-        parts.append(f"\tfor <{_printable(recipient)}>;")
+        parts.append(f"\tfor <{printable(recipient)}>;")
     else:
         parts[-1] += ";"
     parts.append(f"\t{formatdate(now if now is not None else time.time(), localtime=False)}")

@@ -1,11 +1,21 @@
-"""The SMTP ingress: a thin aiosmtpd shell around the pure policy.
+"""The SMTP ingress: listeners, and the handler that answers the protocol core's requests.
 
-Owns: the listeners, the aiosmtpd handler hooks, and the accept step:
-spool write (fsync) + confirmed publish, both off the event loop in a thread
-pool, and only then ``250 2.0.0 Ok: queued as <ID>``. If either fails the
-reply is 4xx and nothing stays half-accepted.
+Owns: binding the MX (STARTTLS offered when ``[tls]`` is set), submission
+(STARTTLS, AUTH required before MAIL) and SMTPS (implicit TLS, RFC 8314)
+listeners; connection admission; and the decisions that need the outside
+world: AUTH against the directory with per-IP failure limiting, sender
+ownership after AUTH, recipient/relay policy, and the accept step: spool
+write (fsync) + confirmed publish, both off the event loop in a thread pool,
+and only then ``250 2.0.0 Ok: queued as <ID>``. If either fails the reply is
+4xx and nothing stays half-accepted.
 
-Must not: parse addresses beyond what policy needs, or run filters.
+Why not aiosmtpd: its read loop mixes framing, limits, TLS policy and
+dispatch (by ``smtp_*`` method names), several of its replies lack enhanced
+status codes, and its DATA reader passes bare LF through to the queue (to be
+split by the next hop). The protocol here is a sans-I/O core
+(``ingress.protocol``) behind a small asyncio shell (``ingress.connection``).
+
+Must not: parse SMTP (the core does), or run filters.
 """
 
 from __future__ import annotations
@@ -16,13 +26,15 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-from aiosmtpd.smtp import SMTP, Envelope, Session
-
-from core.errors import BrokerUnavailable, SpoolFull
+from core.authlimit import FailureLimiter
+from core.errors import AccountError, BrokerUnavailable, SpoolFull
 from core.ids import new_queue_id
+from core.tls import TlsContexts, is_loopback
 from ingress import policy, replies
-from mailstore.directory import Directory
-from ops import metrics
+from ingress.connection import Connection, ListenerSpec
+from ingress.limits import ConnectionLimits
+from ingress.protocol import AuthRequest, Envelope, MailRequest, RcptRequest, Session, Settings
+from mailstore.directory import Directory, normalize
 from ops.config import Config
 from spool.fs import FilesystemSpool
 from spool.model import Entry, Recipient
@@ -37,12 +49,19 @@ class IngressContext:
     spool: FilesystemSpool
     publish: object                        # (stage, queue_id) -> None, raises BrokerUnavailable
     executor: ThreadPoolExecutor = field(default=None)  # type: ignore[assignment]
+    tls: TlsContexts | None = None         #: the shared server TLS context (None: no TLS listeners)
+    limiter: FailureLimiter = field(default=None)  # type: ignore[assignment]
+    bound: dict[str, int] = field(default_factory=dict)   #: listener name -> bound port
 
     def __post_init__(self) -> None:
         if self.executor is None:
             self.executor = ThreadPoolExecutor(self.config.ingress.publish_threads,
                                                thread_name_prefix="ingress-accept")
+        if self.limiter is None:
+            self.limiter = FailureLimiter(self.config.auth.max_failures, self.config.auth.lockout_seconds)
         self.trusted = policy.parse_networks(self.config.ingress.trusted_networks)
+        self.connections = ConnectionLimits(self.config.ingress.max_connections,
+                                            self.config.ingress.max_connections_per_ip)
 
 
 def peer_ip(session: Session) -> str | None:
@@ -51,7 +70,7 @@ def peer_ip(session: Session) -> str | None:
 
 
 class Handler:
-    """aiosmtpd hooks. One instance serves every connection of a listener."""
+    """Answers the core's requests. One instance serves every connection of every listener."""
 
     def __init__(self, ctx: IngressContext, *, protocol: str = "ESMTP") -> None:
         self.ctx = ctx
@@ -60,21 +79,48 @@ class Handler:
     def may_relay(self, session: Session) -> bool:
         return bool(session.authenticated) or policy.in_networks(peer_ip(session), self.ctx.trusted)
 
-    async def handle_RCPT(self, server: SMTP, session: Session, envelope: Envelope,
-                          address: str, rcpt_options: list[str]) -> str:
-        if len(envelope.rcpt_tos) >= self.ctx.config.ingress.max_recipients:
-            return replies.TOO_MANY_RECIPIENTS
+    async def auth(self, session: Session, request: AuthRequest) -> tuple[str, str | None]:
+        """AUTH PLAIN/LOGIN: (reply, canonical address or None). The password is never logged."""
+        ip = peer_ip(session) or "unknown"
+        if self.ctx.limiter.locked(ip):
+            log.warning("auth: client %s locked out after repeated failures", ip)
+            return replies.AUTH_LOCKED, None
+        loop = asyncio.get_running_loop()
+        user = await loop.run_in_executor(self.ctx.executor, self.ctx.directory.authenticate,
+                                          request.username, request.password)
+        if user and request.authzid and _canonical(request.authzid) != user:
+            user = None
+        if user:
+            self.ctx.limiter.success(ip)
+            log.info("auth: client %s authenticated as %s", ip, user)
+            return replies.AUTH_OK, user
+        delay = min(self.ctx.limiter.failure(ip), self.ctx.config.auth.failure_delay_cap)
+        log.warning("auth: failed for user=%s from client %s", policy.printable(request.username), ip)
+        await asyncio.sleep(delay)
+        return replies.AUTH_FAILED, None
+
+    async def mail(self, session: Session, request: MailRequest) -> str:
+        """After AUTH, MAIL FROM must be one of the user's own addresses or aliases."""
+        if session.authenticated:
+            if not self.ctx.directory.snapshot().owns_sender(session.auth_data, request.address):
+                log.info("reject: MAIL from %s: <%s> not owned by %s", peer_ip(session),
+                         policy.printable(request.address), session.auth_data)
+                return replies.SENDER_NOT_OWNED.format(address=policy.printable(request.address),
+                                                       user=session.auth_data)
+        return replies.MAIL_OK
+
+    async def rcpt(self, session: Session, envelope: Envelope, request: RcptRequest) -> str:
+        address = request.address
+        if address == "postmaster":
+            address = f"postmaster@{self.ctx.config.hostname}"
         reply = policy.check_recipient(address, self.ctx.directory.snapshot(),
                                        may_relay=self.may_relay(session))
-        if reply.startswith("250"):
-            envelope.rcpt_tos.append(address)
-        else:
+        if not reply.startswith("250"):
             log.info("reject: RCPT from %s[%s]: %s; from=<%s> to=<%s>", session.host_name,
-                     peer_ip(session), reply, envelope.mail_from, address)
-            metrics.ingress_rejected(reply)
+                     peer_ip(session), reply, envelope.mail_from, policy.printable(address))
         return reply
 
-    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+    async def message(self, session: Session, envelope: Envelope) -> str:
         if not envelope.rcpt_tos:
             return replies.NO_VALID_RECIPIENTS
         queue_id = new_queue_id()
@@ -91,16 +137,13 @@ class Handler:
             await loop.run_in_executor(self.ctx.executor, self.accept, entry, chunks)
         except BrokerUnavailable as exc:
             log.error("%s: not accepted: %s", queue_id, exc)
-            metrics.ingress_rejected(replies.BROKER_DOWN)
             return replies.BROKER_DOWN
         except SpoolFull as exc:
             log.error("%s: not accepted: %s", queue_id, exc)
-            metrics.ingress_rejected(replies.SPOOL_FULL)
             return replies.SPOOL_FULL
         log.info("%s: client=%s[%s], from=<%s>, size=%d, nrcpt=%d%s", queue_id, session.host_name,
                  peer_ip(session), envelope.mail_from, entry.size, len(envelope.rcpt_tos),
                  f", sasl_username={entry.auth_user}" if entry.auth_user else "")
-        metrics.ingress_accepted()
         return replies.QUEUED.format(queue_id=queue_id)
 
     def protocol_name(self, session: Session) -> str:
@@ -132,22 +175,74 @@ class Handler:
             raise
 
 
-def smtp_factory(ctx: IngressContext, handler: Handler, **kwargs):
-    config = ctx.config
-
-    def factory() -> SMTP:
-        metrics.ingress_connection()
-        return SMTP(handler, hostname=config.hostname, ident="mailpipe ESMTP",
-                    data_size_limit=config.ingress.max_message_size, enable_SMTPUTF8=True,
-                    decode_data=False, timeout=config.ingress.command_timeout, **kwargs)
-    return factory
+def _canonical(address: str) -> str | None:
+    try:
+        return normalize(address)
+    except AccountError:
+        return None
 
 
-async def start_ingress(ctx: IngressContext) -> list[asyncio.Server]:
-    """Bind the MX listener (submission listeners come with the TLS/AUTH work)."""
-    loop = asyncio.get_running_loop()
+def settings_for(ctx: IngressContext, spec: ListenerSpec, ip: str | None) -> Settings:
     cfg = ctx.config.ingress
-    server = await loop.create_server(smtp_factory(ctx, Handler(ctx)), cfg.listen, cfg.smtp_port,
-                                      reuse_address=True)
-    log.info("ingress: SMTP listening on %s:%d", cfg.listen, cfg.smtp_port)
-    return [server]
+    return Settings(
+        hostname=ctx.config.hostname, max_size=cfg.max_message_size, max_header_size=cfg.max_header_size,
+        max_recipients=cfg.max_recipients, max_line=cfg.max_line_length, max_errors=cfg.max_errors,
+        max_messages=cfg.max_messages_per_connection,
+        tls_available=ctx.tls is not None and ctx.tls.context is not None and not spec.implicit_tls,
+        plaintext_auth=ctx.config.auth.plaintext_on_loopback and is_loopback(ip),
+        auth_required=spec.auth_required)
+
+
+def connection_handler(ctx: IngressContext, handler: Handler, spec: ListenerSpec):
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        peer = writer.get_extra_info("peername")
+        ip = peer[0] if peer else "unknown"
+        refused = ctx.connections.acquire(ip)
+        try:
+            if refused is not None:
+                log.warning("refused connection from %s: %s", ip, refused)
+                writer.write(refused.encode() + b"\r\n")
+            else:
+                await Connection(ctx, handler, spec, settings_for(ctx, spec, ip), reader, writer).run()
+        except (ConnectionError, OSError) as exc:
+            log.debug("connection from %s ended: %s", ip, type(exc).__name__)
+        finally:
+            if refused is None:
+                ctx.connections.release(ip)
+            await _close(writer)
+    return serve
+
+
+async def _close(writer: asyncio.StreamWriter) -> None:
+    try:
+        writer.close()
+        await asyncio.wait_for(writer.wait_closed(), 5.0)
+    except (asyncio.TimeoutError, ConnectionError, OSError):
+        pass
+
+
+async def start_ingress(ctx: IngressContext, tls: TlsContexts | None = None) -> list[asyncio.Server]:
+    """Bind MX always; submission (STARTTLS + AUTH) and SMTPS (implicit TLS) when TLS is configured."""
+    if tls is not None:
+        ctx.tls = tls
+    elif ctx.tls is None and ctx.config.tls.cert and ctx.config.tls.key:
+        ctx.tls = TlsContexts(ctx.config.tls.cert, ctx.config.tls.key)
+    cfg = ctx.config.ingress
+    handler = Handler(ctx)
+    listeners = [(ListenerSpec("smtp", greet_pause=cfg.greet_pause), cfg.smtp_port, None)]
+    if ctx.tls is not None and ctx.tls.context is not None:
+        listeners.append((ListenerSpec("submission", auth_required=True), cfg.submission_port, None))
+        listeners.append((ListenerSpec("smtps", implicit_tls=True, auth_required=True), cfg.smtps_port,
+                          ctx.tls.context))
+    servers = []
+    for spec, port, context in listeners:
+        server = await asyncio.start_server(connection_handler(ctx, handler, spec), cfg.listen, port,
+                                            ssl=context, reuse_address=True, limit=READ_LIMIT,
+                                            ssl_handshake_timeout=cfg.tls_handshake_timeout if context else None)
+        ctx.bound[spec.name] = server.sockets[0].getsockname()[1]
+        log.info("ingress: %s listening on %s:%d", spec.name, cfg.listen, ctx.bound[spec.name])
+        servers.append(server)
+    return servers
+
+
+READ_LIMIT = 256 * 1024

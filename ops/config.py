@@ -47,6 +47,10 @@ class IngressConfig(Section):
     command_timeout: float = Field(300.0, gt=0)            #: seconds (RFC 5321 4.5.3.2)
     data_timeout: float = Field(600.0, gt=0)               #: seconds for the whole DATA phase
     trusted_networks: list[str] = []                       #: CIDRs allowed to relay without AUTH
+    max_header_size: int = Field(1024 * 1024, gt=0)        #: bytes of the header section (552 5.3.4 beyond)
+    max_line_length: int = Field(1000, ge=512)             #: command line octets incl. CRLF (500 5.5.2 beyond)
+    greet_pause: float = Field(0.5, ge=0)                  #: MX port: wait this long (s) before the greeting; early talkers are refused
+    tls_handshake_timeout: float = Field(30.0, gt=0)       #: seconds for a TLS handshake (SMTPS and STARTTLS)
     publish_threads: int = Field(8, gt=0)                  #: threads for spool write + confirmed publish
 
     @field_validator("trusted_networks")
@@ -137,6 +141,7 @@ class AuthConfig(Section):
     plaintext_on_loopback: bool = True   #: allow password auth without TLS on loopback connections
     max_failures: int = Field(5, gt=0)   #: failed attempts per IP before a temporary lockout
     lockout_seconds: float = Field(300.0, gt=0)
+    failure_delay_cap: float = Field(5.0, ge=0)   #: longest wait (s) before answering a failed attempt
 
 
 class ImapConfig(Section):

@@ -1,0 +1,140 @@
+"""The asyncio shell around ``ingress.protocol.SmtpCore``: it only moves bytes.
+
+Owns: one connection's reads (command timeout, and a deadline for the whole
+DATA phase), writes, the greeting pause that catches early talkers, the
+STARTTLS upgrade, and passing the core's requests to the ``Handler``.
+
+Must not: choose replies (the core and the handler do) or parse anything.
+An unexpected exception while answering a request is logged and answered
+``451 4.3.0``; its text never reaches the client.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import ssl
+from collections import deque
+from dataclasses import dataclass
+
+from ingress import replies
+from ingress.protocol import (AuthRequest, Close, MailRequest, MessageRequest, Output, RcptRequest, Reply,
+                              Session, Settings, SmtpCore, StartTls)
+
+log = logging.getLogger("mailpipe.ingress")
+
+READ_SIZE = 65536
+MAX_STEPS = 100_000          # outputs handled per perform() call; a bound, never reached in practice
+
+
+@dataclass(frozen=True)
+class ListenerSpec:
+    name: str                 #: "smtp", "submission" or "smtps"
+    implicit_tls: bool = False
+    auth_required: bool = False
+    greet_pause: float = 0.0
+
+
+class Connection:
+    def __init__(self, ctx, handler, spec: ListenerSpec, settings: Settings,
+                 reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.ctx, self.handler, self.spec = ctx, handler, spec
+        self.reader, self.writer = reader, writer
+        peer = writer.get_extra_info("peername")
+        session = Session(peer=tuple(peer) if peer else None, ssl=spec.implicit_tls)
+        self.core = SmtpCore(settings, session)
+        self.closing = False
+        self.data_deadline: float | None = None
+
+    async def run(self) -> None:
+        if await self._talked_early():
+            log.info("early talker from %s refused", self.core.session.peer)
+            await self._perform(self.core.early_talker())
+            return
+        await self._perform(self.core.greeting())
+        while not self.closing and not self.core.closed:
+            data = await self._read()
+            if data is None:
+                await self._perform(self.core.timeout())
+                return
+            if not data:
+                return
+            await self._perform(self.core.receive(data))
+
+    async def _talked_early(self) -> bool:
+        if self.spec.greet_pause <= 0:
+            return False
+        try:
+            await asyncio.wait_for(self.reader.read(1), self.spec.greet_pause)
+        except asyncio.TimeoutError:
+            return False
+        return True
+
+    async def _read(self) -> bytes | None:
+        """Some bytes, b"" at EOF, None on timeout."""
+        loop = asyncio.get_running_loop()
+        timeout = self.ctx.config.ingress.command_timeout
+        if self.core.in_data:
+            if self.data_deadline is None:
+                self.data_deadline = loop.time() + self.ctx.config.ingress.data_timeout
+            timeout = min(timeout, max(0.0, self.data_deadline - loop.time()))
+        else:
+            self.data_deadline = None
+        try:
+            return await asyncio.wait_for(self.reader.read(READ_SIZE), timeout)
+        except asyncio.TimeoutError:
+            return None
+
+    async def _perform(self, outputs: list[Output]) -> None:
+        queue = deque(outputs)
+        for _ in range(MAX_STEPS):
+            if not queue or self.closing:
+                break
+            out = queue.popleft()
+            if isinstance(out, Reply):
+                self.writer.write(out.text.encode("utf-8", "replace") + b"\r\n")
+            elif isinstance(out, Close):
+                self.closing = True
+            elif isinstance(out, StartTls):
+                await self._drain()
+                if not await self._upgrade():
+                    self.closing = True
+            else:
+                reply, identity = await self._answer(out)
+                queue.extend(self.core.resolve(reply, identity=identity))
+        await self._drain()
+
+    async def _answer(self, request) -> tuple[str, str | None]:
+        session, envelope = self.core.session, self.core.envelope
+        try:
+            if isinstance(request, AuthRequest):
+                return await self.handler.auth(session, request)
+            if isinstance(request, MailRequest):
+                return await self.handler.mail(session, request), None
+            if isinstance(request, RcptRequest):
+                return await self.handler.rcpt(session, envelope, request), None
+            if isinstance(request, MessageRequest):
+                return await self.handler.message(session, request.envelope), None
+        except Exception:
+            log.exception("ingress: error answering %s from %s", type(request).__name__, session.peer)
+        return replies.LOCAL_ERROR, None
+
+    async def _drain(self) -> None:
+        try:
+            await asyncio.wait_for(self.writer.drain(), self.ctx.config.ingress.command_timeout)
+        except (asyncio.TimeoutError, ConnectionError, OSError):
+            self.closing = True
+
+    async def _upgrade(self) -> bool:
+        """STARTTLS: refuse if plaintext is still waiting (command injection), else handshake."""
+        if getattr(self.reader, "_buffer", b""):
+            log.warning("STARTTLS from %s with pipelined plaintext; closing", self.core.session.peer)
+            return False
+        try:
+            await asyncio.wait_for(self.writer.start_tls(self.ctx.tls.context),
+                                   self.ctx.config.ingress.tls_handshake_timeout)
+        except (asyncio.TimeoutError, ssl.SSLError, ConnectionError, OSError) as exc:
+            log.info("STARTTLS handshake with %s failed: %s", self.core.session.peer, type(exc).__name__)
+            return False
+        self.core.tls_started()
+        return True

@@ -1,0 +1,481 @@
+"""The SMTP server state machine. Pure, sans-I/O (h11 style).
+
+Owns: line framing, the state of one connection, which command is legal in
+which state (``ALLOWED``, one table), ESMTP parameters, the SASL dialogue
+(PLAIN, LOGIN), limits counted per connection, and every reply's choice.
+
+The I/O shell feeds bytes with ``receive(data)`` and gets a list of outputs:
+``Reply`` (write it), ``StartTls`` (drain, then upgrade, then call
+``tls_started()``), ``Close``, or one *request* (``AuthRequest``,
+``MailRequest``, ``RcptRequest``, ``MessageRequest``) that needs the
+directory, policy or spool. Processing pauses at a request; the shell
+answers it with ``resolve(reply, identity=...)``, which continues with the
+input still buffered (PIPELINING).
+
+Rules: the only DATA terminator is CRLF.CRLF (see ``ingress.data``);
+buffered plaintext after STARTTLS is discarded (RFC 3207 5, CVE-2011-0411);
+AUTH is offered and accepted only with TLS or when the shell says plaintext
+is fine (loopback + ``[auth] plaintext_on_loopback``); every error reply
+counts toward ``max_errors``, after which the connection gets 421.
+
+Must not: do I/O, look at the clock, or know about the spool or directory.
+"""
+
+from __future__ import annotations
+
+import binascii
+import enum
+from base64 import b64decode
+from dataclasses import dataclass, field
+
+from ingress import replies
+from ingress.data import DataReader
+from ingress.grammar import OBSOLETE_VERBS, Command, Verb, parse_command
+
+
+class State(enum.Enum):
+    FRESH = "fresh"          # greeted, no HELO/EHLO yet
+    READY = "ready"          # HELO/EHLO done, no transaction
+    MAIL = "mail"            # MAIL accepted, no recipient yet
+    RCPT = "rcpt"            # at least one recipient accepted
+    DATA = "data"            # reading message content
+    AUTH = "auth"            # waiting for a SASL response line
+    WAIT = "wait"            # a request is out; input waits
+    CLOSED = "closed"
+
+
+_ANY = frozenset({State.FRESH, State.READY, State.MAIL, State.RCPT})
+#: The one table of legal (verb, state) pairs; anything else is 503.
+ALLOWED: dict[Verb, frozenset[State]] = {
+    Verb.HELO: _ANY, Verb.EHLO: _ANY, Verb.RSET: _ANY, Verb.NOOP: _ANY, Verb.QUIT: _ANY,
+    Verb.VRFY: _ANY, Verb.EXPN: _ANY, Verb.HELP: _ANY,
+    Verb.STARTTLS: frozenset({State.FRESH, State.READY}),
+    Verb.AUTH: frozenset({State.READY}),
+    Verb.MAIL: frozenset({State.READY}),
+    Verb.RCPT: frozenset({State.MAIL, State.RCPT}),
+    Verb.DATA: frozenset({State.RCPT}),
+}
+_SEQUENCE_REPLY = {Verb.MAIL: replies.NEED_HELO, Verb.RCPT: replies.NEED_MAIL, Verb.DATA: replies.NEED_RCPT,
+                   Verb.AUTH: replies.NEED_HELO, Verb.STARTTLS: replies.BAD_SEQUENCE}
+KNOWN_MAIL_PARAMS = frozenset({"SIZE", "BODY", "SMTPUTF8", "AUTH"})
+BODY_VALUES = frozenset({"7BIT", "8BITMIME"})
+
+
+@dataclass(frozen=True)
+class Settings:
+    hostname: str
+    max_size: int
+    max_header_size: int = 1024 * 1024
+    max_recipients: int = 100
+    max_line: int = 1000
+    max_errors: int = 10
+    max_messages: int = 1000
+    tls_available: bool = False        #: STARTTLS may be offered (a context exists, not yet active)
+    plaintext_auth: bool = False       #: password auth allowed without TLS (loopback + config)
+    auth_required: bool = False        #: submission: MAIL needs AUTH first
+
+
+@dataclass
+class Session:
+    """The connection (names as aiosmtpd's, which ``ingress.server`` relies on)."""
+    peer: tuple | None = None
+    host_name: str | None = None
+    extended_smtp: bool = False
+    ssl: bool = False
+    authenticated: bool = False
+    auth_data: str | None = None       #: the canonical address after AUTH
+
+
+@dataclass
+class Envelope:
+    """One mail transaction."""
+    mail_from: str | None = None
+    mail_options: tuple = ()
+    smtputf8: bool = False
+    rcpt_tos: list[str] = field(default_factory=list)
+    rcpt_options: list[tuple] = field(default_factory=list)
+    original_content: bytes | None = None
+
+
+@dataclass(frozen=True)
+class Reply:
+    text: str
+
+
+@dataclass(frozen=True)
+class StartTls:
+    pass
+
+
+@dataclass(frozen=True)
+class Close:
+    pass
+
+
+@dataclass(frozen=True)
+class AuthRequest:
+    username: str
+    password: str = field(repr=False)
+    authzid: str = ""
+
+
+@dataclass(frozen=True)
+class MailRequest:
+    address: str
+    params: tuple
+
+
+@dataclass(frozen=True)
+class RcptRequest:
+    address: str
+    params: tuple
+
+
+@dataclass(frozen=True)
+class MessageRequest:
+    envelope: Envelope
+
+
+Output = Reply | StartTls | Close | AuthRequest | MailRequest | RcptRequest | MessageRequest
+Request = AuthRequest | MailRequest | RcptRequest | MessageRequest
+
+
+def is_error(reply: str) -> bool:
+    return reply[:1] in ("4", "5")
+
+
+class SmtpCore:
+    def __init__(self, settings: Settings, session: Session | None = None) -> None:
+        self.settings = settings
+        self.session = session or Session()
+        self.state = State.FRESH
+        self.envelope = Envelope()
+        self.errors = 0
+        self.messages = 0
+        self._buf = b""
+        self._discarding = False          # inside an over-long line
+        self._data: DataReader | None = None
+        self._pending: Request | None = None
+        self._sasl: tuple[str, list[str]] | None = None   # (mechanism, answers so far)
+        self._out: list[Output] = []
+
+    # -- API for the I/O shell -------------------------------------------
+    def greeting(self) -> list[Output]:
+        return [Reply(replies.GREETING.format(hostname=self.settings.hostname))]
+
+    def early_talker(self) -> list[Output]:
+        self.state = State.CLOSED
+        return [Reply(replies.EARLY_TALKER), Close()]
+
+    def timeout(self) -> list[Output]:
+        self.state = State.CLOSED
+        return [Reply(replies.TIMEOUT), Close()]
+
+    @property
+    def closed(self) -> bool:
+        return self.state is State.CLOSED
+
+    @property
+    def in_data(self) -> bool:
+        return self.state is State.DATA
+
+    def receive(self, data: bytes) -> list[Output]:
+        self._buf += data
+        return self._run()
+
+    def resolve(self, reply: str, *, identity: str | None = None) -> list[Output]:
+        """The shell's answer to the pending request; continues with buffered input."""
+        request, self._pending = self._pending, None
+        if request is None:
+            raise RuntimeError("resolve() without a pending request")
+        self.state = self._after(request, reply, identity)
+        self._reply(reply)
+        return self._run()
+
+    def tls_started(self) -> None:
+        """After the handshake: forget everything said in clear (RFC 3207 4.2)."""
+        self.session.ssl = True
+        self.session.host_name = None
+        self.session.extended_smtp = False
+        self.envelope = Envelope()
+        self._buf = b""
+        self.state = State.FRESH
+
+    # -- the loop --------------------------------------------------------
+    def _run(self) -> list[Output]:
+        while self.state not in (State.WAIT, State.CLOSED):
+            if self.state is State.DATA:
+                if not self._feed_data():
+                    break
+                continue
+            line = self._next_line()
+            if line is None:
+                break
+            if self.state is State.AUTH:
+                self._sasl_line(line)
+            else:
+                self._command(line)
+        out, self._out = self._out, []
+        return out
+
+    def _next_line(self) -> bytes | None:
+        """The next command line without its ending (LF or CRLF); over-long lines get 500 5.5.2."""
+        limit = self.settings.max_line
+        while not self.closed:
+            index = self._buf.find(b"\n")
+            if index < 0:
+                if len(self._buf) > limit:
+                    self._buf = b""
+                    if not self._discarding:
+                        self._discarding = True
+                        self._too_long()
+                return None
+            line, self._buf = self._buf[:index], self._buf[index + 1:]
+            if not self._discarding and index + 1 <= limit:
+                return line[:-1] if line.endswith(b"\r") else line
+            if not self._discarding:
+                self._too_long()
+            self._discarding = False
+        return None
+
+    def _too_long(self) -> None:
+        if self.state is State.AUTH:
+            self._sasl, self.state = None, State.READY
+        self._reply(replies.LINE_TOO_LONG)
+
+    def _reply(self, text: str) -> None:
+        self._out.append(Reply(text))
+        if is_error(text) and not text.startswith("421"):
+            self.errors += 1
+            if self.errors >= self.settings.max_errors:
+                self._close(replies.TOO_MANY_ERRORS)
+
+    def _close(self, text: str) -> None:
+        self._out.extend([Reply(text), Close()])
+        self.state = State.CLOSED
+        self._buf = b""
+
+    def _request(self, request: Request) -> None:
+        self._pending = request
+        self._out.append(request)
+        self.state = State.WAIT
+
+    # -- commands ----------------------------------------------------------
+    def _command(self, line: bytes) -> None:
+        parsed = parse_command(line)
+        if isinstance(parsed, str):
+            self._reply(parsed)
+            return
+        if parsed.verb in OBSOLETE_VERBS:
+            self._reply(replies.OBSOLETE)
+            return
+        if self.state not in ALLOWED[parsed.verb]:
+            self._reply(self._sequence_reply(parsed.verb))
+            return
+        _HANDLERS[parsed.verb](self, parsed)
+
+    def _sequence_reply(self, verb: Verb) -> str:
+        if verb is Verb.MAIL and self.state in (State.MAIL, State.RCPT):
+            return replies.NESTED_MAIL
+        if verb is Verb.AUTH and self.state in (State.MAIL, State.RCPT):
+            return replies.AUTH_IN_TRANSACTION
+        if verb is Verb.DATA and self.state is State.FRESH:
+            return replies.NEED_HELO
+        if verb is Verb.RCPT and self.state is State.FRESH:
+            return replies.NEED_HELO
+        return _SEQUENCE_REPLY.get(verb, replies.BAD_SEQUENCE)
+
+    def _helo(self, command: Command) -> None:
+        self.session.host_name = command.argument
+        self.session.extended_smtp = command.verb is Verb.EHLO
+        self.envelope = Envelope()
+        self.state = State.READY
+        if command.verb is Verb.HELO:
+            self._reply(replies.HELO_OK.format(hostname=self.settings.hostname))
+            return
+        lines = [self.settings.hostname] + self.extensions()
+        text = "\r\n".join(f"250{'-' if i < len(lines) - 1 else ' '}{item}" for i, item in enumerate(lines))
+        self._reply(text)
+
+    def extensions(self) -> list[str]:
+        items = ["PIPELINING", f"SIZE {self.settings.max_size}", "8BITMIME", "ENHANCEDSTATUSCODES", "SMTPUTF8"]
+        if self.settings.tls_available and not self.session.ssl:
+            items.append("STARTTLS")
+        if self.auth_allowed and not self.session.authenticated:
+            items.append("AUTH PLAIN LOGIN")
+        return items
+
+    @property
+    def auth_allowed(self) -> bool:
+        return self.session.ssl or self.settings.plaintext_auth
+
+    def _simple(self, command: Command) -> None:
+        verb = command.verb
+        if verb is Verb.QUIT:
+            self._close(replies.BYE)
+            return
+        if verb is Verb.RSET:
+            self.envelope = Envelope()
+            if self.state in (State.MAIL, State.RCPT):
+                self.state = State.READY
+        self._reply({Verb.RSET: replies.OK, Verb.NOOP: replies.OK, Verb.VRFY: replies.VRFY,
+                     Verb.EXPN: replies.EXPN_REFUSED, Verb.HELP: replies.HELP}[verb])
+
+    def _starttls(self, command: Command) -> None:
+        if self.session.ssl:
+            self._reply(replies.TLS_ACTIVE)
+        elif not self.settings.tls_available:
+            self._reply(replies.TLS_UNAVAILABLE)
+        else:
+            self._buf = b""
+            self._out.extend([Reply(replies.TLS_READY), StartTls()])
+            self.state = State.WAIT
+
+    def _mail(self, command: Command) -> None:
+        if self.settings.auth_required and not self.session.authenticated:
+            self._reply(replies.AUTH_REQUIRED)
+            return
+        if self.messages >= self.settings.max_messages:
+            self._close(replies.TOO_MANY_MESSAGES)
+            return
+        problem, smtputf8 = self._mail_params(command.params)
+        if problem is None and not command.address.isascii() and not smtputf8:
+            problem = replies.NON_ASCII
+        if problem is not None:
+            self._reply(problem)
+            return
+        self.envelope = Envelope(mail_from=command.address, mail_options=command.params, smtputf8=smtputf8)
+        self._request(MailRequest(command.address, command.params))
+
+    def _mail_params(self, params: tuple) -> tuple[str | None, bool]:
+        seen: set[str] = set()
+        for key, value in params:
+            if key not in KNOWN_MAIL_PARAMS or key in seen:
+                return replies.UNKNOWN_PARAM, False
+            seen.add(key)
+            if key == "SIZE":
+                if value is None or not value.isdigit() or len(value) > 20:
+                    return replies.BAD_PARAM_VALUE, False
+                if int(value) > self.settings.max_size:
+                    return replies.SIZE_EXCEEDED, False
+            elif key == "BODY" and (value or "").upper() not in BODY_VALUES:
+                return replies.BAD_PARAM_VALUE, False
+            elif key == "SMTPUTF8" and value is not None:
+                return replies.BAD_PARAM_VALUE, False
+        return None, "SMTPUTF8" in seen
+
+    def _rcpt(self, command: Command) -> None:
+        if command.params:
+            self._reply(replies.UNKNOWN_PARAM)
+        elif not command.address.isascii() and not self.envelope.smtputf8:
+            self._reply(replies.NON_ASCII)
+        elif len(self.envelope.rcpt_tos) >= self.settings.max_recipients:
+            self._reply(replies.TOO_MANY_RECIPIENTS)
+        else:
+            self._request(RcptRequest(command.address, command.params))
+
+    def _start_data(self, command: Command) -> None:
+        self._data = DataReader(self.settings.max_size, self.settings.max_header_size)
+        self.state = State.DATA
+        self._out.append(Reply(replies.START_DATA))
+
+    def _feed_data(self) -> bool:
+        """Give buffered bytes to the DATA reader; True when the message ended."""
+        data, self._buf = self._buf, b""
+        result = self._data.feed(data) if data else None
+        if result is None:
+            return False
+        self._data = None
+        self._buf = result.leftover
+        if result.reply is not None:
+            self.envelope = Envelope()
+            self.state = State.READY
+            self._reply(result.reply)
+            return True
+        self.envelope.original_content = result.content
+        self._request(MessageRequest(self.envelope))
+        return True
+
+    # -- AUTH (RFC 4954) ----------------------------------------------------
+    def _auth(self, command: Command) -> None:
+        if self.session.authenticated:
+            self._reply(replies.ALREADY_AUTH)
+            return
+        if not self.auth_allowed:
+            self._reply(replies.AUTH_NEEDS_TLS)
+            return
+        mechanism, _, initial = command.argument.partition(" ")
+        mechanism = mechanism.upper()
+        if mechanism not in ("PLAIN", "LOGIN") or " " in initial.strip():
+            self._reply(replies.AUTH_MECHANISM if mechanism else replies.SYNTAX_AUTH)
+            return
+        self._sasl = (mechanism, [])
+        if initial.strip():
+            self._sasl_line(initial.strip().encode("ascii", "replace"))
+        else:
+            self._challenge()
+
+    def _challenge(self) -> None:
+        mechanism, answers = self._sasl
+        prompt = "" if mechanism == "PLAIN" else ("VXNlcm5hbWU6" if not answers else "UGFzc3dvcmQ6")
+        self._out.append(Reply(f"334 {prompt}"))
+        self.state = State.AUTH
+
+    def _sasl_line(self, line: bytes) -> None:
+        mechanism, answers = self._sasl
+        self.state = State.READY
+        if line.strip() == b"*":
+            self._sasl = None
+            self._reply(replies.AUTH_CANCELLED)
+            return
+        try:
+            raw = line.strip()
+            decoded = "" if raw == b"=" else b64decode(raw, validate=True).decode("utf-8")
+        except (binascii.Error, ValueError):
+            self._sasl = None
+            self._reply(replies.AUTH_BAD_BASE64)
+            return
+        answers.append(decoded)
+        if mechanism == "LOGIN" and len(answers) < 2:
+            self._challenge()
+            return
+        self._sasl = None
+        self._sasl_done(mechanism, answers)
+
+    def _sasl_done(self, mechanism: str, answers: list[str]) -> None:
+        if mechanism == "LOGIN":
+            self._request(AuthRequest(answers[0], answers[1]))
+            return
+        parts = answers[0].split("\x00")
+        if len(parts) != 3 or not parts[1]:
+            self._reply(replies.AUTH_FAILED)
+            return
+        self._request(AuthRequest(parts[1], parts[2], authzid=parts[0]))
+
+    # -- after a request --------------------------------------------------
+    def _after(self, request: Request, reply: str, identity: str | None) -> State:
+        ok = reply[:1] == "2"
+        if isinstance(request, AuthRequest):
+            if ok and identity:
+                self.session.authenticated, self.session.auth_data = True, identity
+            return State.READY
+        if isinstance(request, MailRequest):
+            if not ok:
+                self.envelope = Envelope()
+            return State.MAIL if ok else State.READY
+        if isinstance(request, RcptRequest):
+            if ok:
+                self.envelope.rcpt_tos.append(request.address)
+            return State.RCPT if self.envelope.rcpt_tos else State.MAIL
+        self.messages += 1
+        self.envelope = Envelope()
+        return State.READY
+
+
+_HANDLERS = {
+    Verb.HELO: SmtpCore._helo, Verb.EHLO: SmtpCore._helo,
+    Verb.RSET: SmtpCore._simple, Verb.NOOP: SmtpCore._simple, Verb.QUIT: SmtpCore._simple,
+    Verb.VRFY: SmtpCore._simple, Verb.EXPN: SmtpCore._simple, Verb.HELP: SmtpCore._simple,
+    Verb.STARTTLS: SmtpCore._starttls, Verb.AUTH: SmtpCore._auth,
+    Verb.MAIL: SmtpCore._mail, Verb.RCPT: SmtpCore._rcpt, Verb.DATA: SmtpCore._start_data,
+}
