@@ -24,7 +24,6 @@ import ssl
 import threading
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
 from core.clock import Clock, SystemClock
 from delivery.errors import SmtpConnectError

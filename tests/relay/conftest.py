@@ -243,3 +243,72 @@ def smtp_sink():
         proc.terminate()
         proc.wait(timeout=10)
         shutil.rmtree(dump, ignore_errors=True)
+
+
+class LineServer:
+    """A raw SMTP-ish server: 220, then ``answer(line) -> bytes | None`` per line (None = hang up).
+
+    Used for what aiosmtpd will not do on purpose: drop the connection after the
+    final '.', or never greet at all (``greeting=None`` holds the socket open).
+    """
+
+    def __init__(self, host: str, port: int, answer, greeting: bytes | None = b"220 raw ESMTP\r\n") -> None:
+        self.sock = socket.create_server((host, port))
+        self.sock.settimeout(0.2)
+        self.answer, self.greeting = answer, greeting
+        self.connections, self.lines = 0, []
+        self._stop = threading.Event()
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        while not self._stop.is_set():
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                continue
+            self.connections += 1
+            with conn:
+                self._session(conn)
+
+    def _session(self, conn: socket.socket) -> None:
+        conn.settimeout(0.2)
+        if self.greeting is None:
+            self._stop.wait(10)
+            return
+        conn.sendall(self.greeting)
+        buf, deadline = b"", time.monotonic() + 10
+        while not self._stop.is_set() and time.monotonic() < deadline:
+            try:
+                data = conn.recv(65536)
+            except socket.timeout:
+                continue
+            if not data:
+                return
+            buf += data
+            while b"\n" in buf:
+                line, buf = buf.split(b"\n", 1)
+                self.lines.append(line.rstrip(b"\r"))
+                reply = self.answer(line.rstrip(b"\r"))
+                if reply is None:
+                    return
+                conn.sendall(reply)
+
+    def close(self) -> None:
+        self._stop.set()
+        self.thread.join(timeout=15)
+        self.sock.close()
+
+
+def drop_after_dot(line: bytes) -> bytes | None:
+    """Accept the envelope and DATA, then hang up instead of answering the final '.'."""
+    verb = line[:4].upper()
+    if line == b".":
+        return None
+    if verb == b"EHLO":
+        return b"250-raw\r\n250 8BITMIME\r\n"
+    if verb == b"DATA":
+        return b"354 go ahead\r\n"
+    if verb in (b"MAIL", b"RCPT", b"RSET", b"QUIT"):
+        return b"250 2.0.0 ok\r\n"
+    return b""      # message content: no reply

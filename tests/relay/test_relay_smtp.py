@@ -13,11 +13,11 @@ import pytest
 
 from core.clock import FakeClock
 from delivery.dsn import build_dsn
-from delivery.mx import Destination, Host, MxResolver
+from delivery.mx import MxResolver
 from delivery.relay import Relay
 from delivery.retry import next_attempt
 from delivery.smtp_client import ConnectionPool, deliver
-from tests.relay.conftest import Greeter, ScriptedHandler
+from tests.relay.conftest import Greeter, LineServer, ScriptedHandler, drop_after_dot
 
 MSG = b"From: alice@local.test\r\nTo: bob@ok.test\r\nSubject: hi\r\n\r\nhello\r\n.dot line\r\n"
 
@@ -223,3 +223,50 @@ def test_log_line_format(dns_cfg, relay_cfg, receivers, caplog):
     assert lines[0].startswith(f"LOG1: to=<bob@ok.test>, relay=mx.ok.test[127.0.0.1]:{receivers.port}, delay=")
     assert "attempts=2, status=sent (250 2.0.0 OK queued)" in lines[0]
     assert lines[1].startswith("LOG1: to=<x@nullmx.test>, relay=none,") and "status=bounced (5.1.10" in lines[1]
+
+
+def test_lost_reply_to_final_dot_is_deferred_and_no_other_mx_is_tried(dns_cfg, relay_cfg, receivers):
+    backup = ScriptedHandler()
+    receivers.start(backup, "127.0.0.1")              # ok.greet.test, preference 20
+    dropper = LineServer("127.0.0.3", receivers.port, drop_after_dot)   # busy.greet.test, preference 10
+    try:
+        relay = make_relay(dns_cfg, relay_cfg)
+        results = relay.deliver_message("alice@local.test", ["bob@greet.test"], MSG, "L1")
+        relay.close()
+    finally:
+        dropper.close()
+    assert results[0].status == "deferred" and results[0].reply.startswith("4.4.2")
+    assert "end of data" in results[0].reply
+    assert b"." in dropper.lines                        # the whole message was sent
+    assert not backup.messages                          # a second copy elsewhere would be a duplicate
+
+
+def test_greeting_timeout_moves_to_next_mx(dns_cfg, relay_cfg, receivers):
+    ok = ScriptedHandler()
+    receivers.start(ok, "127.0.0.1")
+    silent = LineServer("127.0.0.3", receivers.port, drop_after_dot, greeting=None)
+    cfg = relay_cfg.model_copy(update={"greeting_timeout": 0.3})
+    try:
+        relay = make_relay(dns_cfg, cfg)
+        started = time.monotonic()
+        results = relay.deliver_message("alice@local.test", ["bob@greet.test"], MSG, "G1")
+        elapsed = time.monotonic() - started
+        relay.close()
+    finally:
+        silent.close()
+    assert silent.connections == 1 and elapsed < 5
+    assert results[0].status == "sent" and len(ok.messages) == 1
+
+
+def test_without_pool_every_message_opens_a_session(dns_cfg, relay_cfg, receivers):
+    handler = ScriptedHandler()
+    controller = receivers.start(handler, "127.0.0.1")
+    dest = MxResolver(dns_cfg, relay_cfg).resolve("ok.test")
+    for _ in range(3):
+        assert deliver(dest, "a@local.test", ["b@ok.test"], MSG, hostname="h.test", cfg=relay_cfg)[0].status == "sent"
+    pool = ConnectionPool(relay_cfg)
+    for _ in range(3):
+        assert deliver(dest, "a@local.test", ["b@ok.test"], MSG, hostname="h.test", cfg=relay_cfg,
+                       pool=pool)[0].status == "sent"
+    pool.close_all()
+    assert controller.connections == 3 + 1 and len(handler.messages) == 6
