@@ -1,0 +1,91 @@
+"""``mailpipe tls selfsigned HOSTNAME [--out DIR]``: a self-signed certificate for a first start.
+
+Writes ``<out>/<hostname>.crt`` and ``<out>/<hostname>.key`` (key mode 0600;
+default ``DATA/tls/``), then prints the paths and the ``[tls]`` lines to paste
+into the configuration. ECDSA P-256, valid 825 days, SAN = the hostname.
+
+Must not: overwrite an existing pair unless ``--force`` is given.
+"""
+
+from __future__ import annotations
+
+import datetime
+import ipaddress
+import os
+from pathlib import Path
+
+import click
+
+from ops.cli import Context, pass_ctx
+
+VALID_DAYS = 825
+
+
+def selfsigned_pair(hostname: str, *, now: datetime.datetime | None = None) -> tuple[bytes, bytes]:
+    """(certificate PEM, private key PEM) for `hostname`."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+    now = now or datetime.datetime.now(datetime.timezone.utc)
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, hostname)])
+    cert = (x509.CertificateBuilder()
+            .subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(minutes=5))
+            .not_valid_after(now + datetime.timedelta(days=VALID_DAYS))
+            .add_extension(x509.SubjectAlternativeName([_san(hostname)]), critical=False)
+            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+            .sign(key, hashes.SHA256()))
+    key_pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                serialization.NoEncryption())
+    return cert.public_bytes(serialization.Encoding.PEM), key_pem
+
+
+def _san(hostname: str):
+    from cryptography import x509
+    try:
+        return x509.IPAddress(ipaddress.ip_address(hostname))
+    except ValueError:
+        return x509.DNSName(hostname)
+
+
+def write_pair(out: Path, hostname: str, *, force: bool = False) -> tuple[Path, Path]:
+    cert_path, key_path = out / f"{hostname}.crt", out / f"{hostname}.key"
+    if not force and (cert_path.exists() or key_path.exists()):
+        raise click.ClickException(f"{cert_path} or {key_path} exists (use --force to replace)")
+    cert_pem, key_pem = selfsigned_pair(hostname)
+    out.mkdir(parents=True, exist_ok=True)
+    fd = os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(key_pem)
+    os.chmod(key_path, 0o600)
+    cert_path.write_bytes(cert_pem)
+    return cert_path, key_path
+
+
+@click.group()
+def tls() -> None:
+    """TLS certificates."""
+
+
+@tls.command("selfsigned")
+@click.argument("hostname")
+@click.option("--out", "out", type=click.Path(file_okay=False), default=None,
+              help="Directory for the pair (default DATA/tls).")
+@click.option("--force", is_flag=True, help="Replace an existing pair.")
+@pass_ctx
+def selfsigned(ctx: Context, hostname: str, out: str | None, force: bool) -> None:
+    """Write a self-signed certificate and key for HOSTNAME."""
+    directory = Path(out) if out else ctx.config.data_dir / "tls"
+    cert_path, key_path = write_pair(directory.resolve(), hostname.lower(), force=force)
+    click.echo(f"certificate: {cert_path}\nkey:         {key_path}\n")
+    click.echo("Add to the configuration file:\n")
+    click.echo(f'[tls]\ncert = "{cert_path}"\nkey = "{key_path}"')
+
+
+def register(cli: click.Group) -> None:
+    cli.add_command(tls)
