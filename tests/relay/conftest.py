@@ -292,6 +292,9 @@ class LineServer:
                 reply = self.answer(line.rstrip(b"\r"))
                 if reply is None:
                     return
+                if isinstance(reply, tuple):        # (last reply, "close"): answer, then hang up
+                    conn.sendall(reply[0])
+                    return
                 conn.sendall(reply)
 
     def close(self) -> None:
@@ -312,3 +315,19 @@ def drop_after_dot(line: bytes) -> bytes | None:
     if verb in (b"MAIL", b"RCPT", b"RSET", b"QUIT"):
         return b"250 2.0.0 ok\r\n"
     return b""      # message content: no reply
+
+
+def broken_starttls(line: bytes):
+    """Offer STARTTLS, agree to it, then hang up mid-handshake; accept everything in plain text."""
+    verb = line[:8].upper()
+    if verb.startswith(b"EHLO"):
+        return b"250-raw\r\n250 STARTTLS\r\n"
+    if verb == b"STARTTLS":
+        return (b"220 2.0.0 ready\r\n", "close")
+    if line == b".":
+        return b"250 2.0.0 queued\r\n"
+    if verb.startswith(b"DATA"):
+        return b"354 go ahead\r\n"
+    if verb[:4] in (b"MAIL", b"RCPT", b"RSET", b"QUIT"):
+        return b"250 2.0.0 ok\r\n"
+    return b""

@@ -5,8 +5,10 @@ DNS is the real dnslib server from conftest; MX hosts are 127.0.0.x on one port.
 
 from __future__ import annotations
 
+import asyncio
 import email
 import logging
+import threading
 import time
 
 import pytest
@@ -17,7 +19,7 @@ from delivery.mx import MxResolver
 from delivery.relay import Relay
 from delivery.retry import next_attempt
 from delivery.smtp_client import ConnectionPool, deliver
-from tests.relay.conftest import Greeter, LineServer, ScriptedHandler, drop_after_dot
+from tests.relay.conftest import Greeter, LineServer, ScriptedHandler, broken_starttls, drop_after_dot
 
 MSG = b"From: alice@local.test\r\nTo: bob@ok.test\r\nSubject: hi\r\n\r\nhello\r\n.dot line\r\n"
 
@@ -270,3 +272,64 @@ def test_without_pool_every_message_opens_a_session(dns_cfg, relay_cfg, receiver
                        pool=pool)[0].status == "sent"
     pool.close_all()
     assert controller.connections == 3 + 1 and len(handler.messages) == 6
+
+
+def test_failed_opportunistic_tls_falls_back_to_plain_text(dns_cfg, relay_cfg, receivers):
+    server = LineServer("127.0.0.1", receivers.port, broken_starttls)
+    try:
+        relay = make_relay(dns_cfg, relay_cfg)
+        results = relay.deliver_message("alice@local.test", ["bob@ok.test"], MSG, "F1")
+        relay.close()
+    finally:
+        server.close()
+    assert results[0].status == "sent"
+    assert server.connections == 2                          # the TLS attempt, then plain text
+    assert server.lines.count(b"STARTTLS") == 1
+
+
+class SlowHandler(ScriptedHandler):
+    """Holds DATA until released, so a delivery stays in progress."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.in_data, self.release = threading.Event(), threading.Event()
+
+    async def handle_DATA(self, server, session, envelope):
+        self.in_data.set()
+        await asyncio.get_running_loop().run_in_executor(None, self.release.wait, 10)
+        return await super().handle_DATA(server, session, envelope)
+
+
+def test_concurrency_limit_per_destination(dns_cfg, relay_cfg, receivers):
+    handler = SlowHandler()
+    receivers.start(handler, "127.0.0.1")
+    cfg = relay_cfg.model_copy(update={"max_per_destination": 1, "concurrency_wait": 0.0})
+    relay = make_relay(dns_cfg, cfg)
+    first: list = []
+    worker = threading.Thread(target=lambda: first.extend(
+        relay.deliver_message("alice@local.test", ["bob@ok.test"], MSG, "C1")))
+    worker.start()
+    try:
+        assert handler.in_data.wait(10)
+        second = relay.deliver_message("alice@local.test", ["carol@ok.test"], MSG, "C2")[0]
+    finally:
+        handler.release.set()
+        worker.join(10)
+    other = relay.deliver_message("alice@local.test", ["dave@implicit.test"], MSG, "C3")[0]
+    relay.close()
+    assert second.status == "deferred" and second.reply.startswith("4.4.5")
+    assert first[0].status == "sent" and other.status == "sent"
+
+
+def test_rate_limit_defers_until_the_window_moves(dns_cfg, relay_cfg, receivers):
+    handler = ScriptedHandler()
+    receivers.start(handler, "127.0.0.1")
+    clock = FakeClock()
+    relay = make_relay(dns_cfg, relay_cfg.model_copy(update={"rate_per_destination": 2}), clock)
+    outcomes = [relay.deliver_message("a@local.test", ["b@ok.test"], MSG, f"RT{i}")[0] for i in range(3)]
+    assert [r.status for r in outcomes] == ["sent", "sent", "deferred"]
+    assert outcomes[2].reply.startswith("4.7.0 rate limit")
+    clock.advance(60)
+    assert relay.deliver_message("a@local.test", ["b@ok.test"], MSG, "RT3")[0].status == "sent"
+    relay.close()
+    assert len(handler.messages) == 3
