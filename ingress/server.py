@@ -35,6 +35,7 @@ from ingress.connection import Connection, ListenerSpec
 from ingress.limits import ConnectionLimits
 from ingress.protocol import AuthRequest, Envelope, MailRequest, RcptRequest, Session, Settings
 from mailstore.directory import Directory, normalize
+from ops import metrics
 from ops.config import Config
 from spool.fs import FilesystemSpool
 from spool.model import Entry, Recipient
@@ -105,6 +106,7 @@ class Handler:
             if not self.ctx.directory.snapshot().owns_sender(session.auth_data, request.address):
                 log.info("reject: MAIL from %s: <%s> not owned by %s", peer_ip(session),
                          policy.printable(request.address), session.auth_data)
+                metrics.ingress_rejected(replies.SENDER_NOT_OWNED)
                 return replies.SENDER_NOT_OWNED.format(address=policy.printable(request.address),
                                                        user=session.auth_data)
         return replies.MAIL_OK
@@ -118,6 +120,7 @@ class Handler:
         if not reply.startswith("250"):
             log.info("reject: RCPT from %s[%s]: %s; from=<%s> to=<%s>", session.host_name,
                      peer_ip(session), reply, envelope.mail_from, policy.printable(address))
+            metrics.ingress_rejected(reply)
         return reply
 
     async def message(self, session: Session, envelope: Envelope) -> str:
@@ -137,13 +140,16 @@ class Handler:
             await loop.run_in_executor(self.ctx.executor, self.accept, entry, chunks)
         except BrokerUnavailable as exc:
             log.error("%s: not accepted: %s", queue_id, exc)
+            metrics.ingress_rejected(replies.BROKER_DOWN)
             return replies.BROKER_DOWN
         except SpoolFull as exc:
             log.error("%s: not accepted: %s", queue_id, exc)
+            metrics.ingress_rejected(replies.SPOOL_FULL)
             return replies.SPOOL_FULL
         log.info("%s: client=%s[%s], from=<%s>, size=%d, nrcpt=%d%s", queue_id, session.host_name,
                  peer_ip(session), envelope.mail_from, entry.size, len(envelope.rcpt_tos),
                  f", sasl_username={entry.auth_user}" if entry.auth_user else "")
+        metrics.ingress_accepted()
         return replies.QUEUED.format(queue_id=queue_id)
 
     def protocol_name(self, session: Session) -> str:
@@ -198,6 +204,7 @@ def connection_handler(ctx: IngressContext, handler: Handler, spec: ListenerSpec
         peer = writer.get_extra_info("peername")
         ip = peer[0] if peer else "unknown"
         refused = ctx.connections.acquire(ip)
+        metrics.ingress_connection() if refused is None else metrics.ingress_rejected(refused)
         try:
             if refused is not None:
                 log.warning("refused connection from %s: %s", ip, refused)
