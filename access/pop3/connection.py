@@ -159,11 +159,11 @@ class Connection:
             body, head = wire.encode(data), R.message_follows(size)
         else:
             body, head = wire.top(data, effect.top_lines), R.top_follows()
+        if effect.top_lines is None:
+            self.maildrop.mark_seen(effect.number)     # before the reply: a client that saw it sees Seen
         self.writer.write(head.line())
         self.writer.write(body)
         self.writer.write(R.MULTILINE_END)
-        if effect.top_lines is None:
-            self.maildrop.mark_seen(effect.number)
         if self.writer.transport.get_write_buffer_size() > DRAIN_OVER:
             await self.writer.drain()
 

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import poplib
+import sqlite3
 import ssl
+import tempfile
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -65,13 +67,28 @@ class Running:
         self.loop.call_soon_threadsafe(self.loop.stop)
 
 
+_TEMPLATE: dict[str, Path] = {}
+
+
+def _accounts(tmp: Path) -> Directory:
+    """A directory with the two test users; argon2 hashing is paid once per test run."""
+    template = _TEMPLATE.get("db")
+    if template is None:
+        template = Path(tempfile.mkdtemp(prefix="pop3-accounts-")) / "db"
+        seed = Directory(f"sqlite:///{template}")
+        seed.add_domain("example.test")
+        seed.add_user(USER, PASSWORD)
+        seed.add_user(OTHER, "bob password")
+        seed.close()
+        _TEMPLATE["db"] = template
+    with sqlite3.connect(template) as src, sqlite3.connect(tmp / "db") as dst:
+        src.backup(dst)
+    return Directory(f"sqlite:///{tmp}/db")
+
+
 def start_service(tmp: Path, *, tls: bool = False, pop3: dict | None = None,
                   auth: dict | None = None) -> Running:
-    directory = Directory(f"sqlite:///{tmp}/db")
-    if "example.test" not in directory.domains():
-        directory.add_domain("example.test")
-        directory.add_user(USER, PASSWORD)
-        directory.add_user(OTHER, "bob password")
+    directory = _accounts(tmp)
     contexts, client_ctx = _tls(tmp) if tls else (TlsContexts(None, None), None)
     config = Config(data_dir=tmp, pop3={"port": 0, "tls_port": 0, **(pop3 or {})}, auth=auth or {})
     clock = FakeClock()
