@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import pytest
+from argon2 import PasswordHasher
 import trustme
 
 from access.imap.server import ImapService
@@ -32,7 +33,7 @@ def make_message(subject: str = "hello", body: str = "Hi Alice.\r\n", extra: str
 class Server:
     def __init__(self, tmp: Path, tls: bool = False, **imap) -> None:
         self.tmp = tmp
-        self.directory = Directory(f"sqlite:///{tmp}/db")
+        self.directory = Directory(f"sqlite:///{tmp}/db", hasher=PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1))
         self.directory.add_domain("example.test")
         self.directory.add_user(USER, PASSWORD)
         self.directory.add_user("bob@example.test", "pw2")
