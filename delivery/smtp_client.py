@@ -37,6 +37,8 @@ from ops.config import RelayConfig
 
 log = logging.getLogger("mailpipe.relay.smtp")
 
+DATA_BLOCK = 64 * 1024   #: bytes per send of message data; the data-block timeout applies to each
+
 __all__ = ["RecipientResult", "DeliveryReport", "ConnectionPool", "deliver", "deliver_report"]
 
 
@@ -63,9 +65,15 @@ class Connection:
     def relay(self) -> str:
         return self.host.relay(self.address)
 
-    def send(self, data: bytes, timeout: float) -> None:
+    def send(self, data: bytes | memoryview, timeout: float) -> None:
         self.sock.settimeout(timeout)
         self.sock.sendall(data)
+
+    def send_data(self, data: bytes, timeout: float) -> None:
+        """Send message data in blocks, each within ``timeout`` (RFC 5321 4.5.3.2.5)."""
+        view = memoryview(data)
+        for start in range(0, len(view), DATA_BLOCK):
+            self.send(view[start:start + DATA_BLOCK], timeout)
 
     def read_reply(self, timeout: float) -> Reply:
         deadline = time.monotonic() + timeout
@@ -221,13 +229,22 @@ def _result(rcpt: str, reply: Reply, relay: str) -> RecipientResult:
     return RecipientResult(rcpt, classify(reply.code), reply.text, relay)  # type: ignore[arg-type]
 
 
+def _precheck(conn: Connection, sender: str, recipients: list[str], message: bytes) -> str:
+    """A permanent refusal decided from the EHLO reply alone (SIZE, SMTPUTF8), or ""."""
+    limit = conn.caps.size
+    if limit and len(message) > limit:
+        return f"5.3.4 message size {len(message)} exceeds the limit of {limit} bytes of {conn.relay}"
+    if needs_smtputf8(sender, *recipients) and not conn.caps.has("SMTPUTF8"):
+        return f"5.6.7 SMTPUTF8 is required, but was not offered by host {conn.relay}"
+    return ""
+
+
 def transaction(conn: Connection, sender: str, recipients: list[str], message: bytes,
                 cfg: RelayConfig) -> list[RecipientResult]:
     """One mail transaction on an open session; raises _Lost if the session breaks."""
-    limit = conn.caps.size
-    if limit and len(message) > limit:
-        text = f"5.3.4 message size {len(message)} exceeds the limit of {limit} bytes of {conn.relay}"
-        return [RecipientResult(r, "failed", text, conn.relay) for r in recipients]
+    refusal = _precheck(conn, sender, recipients, message)
+    if refusal:
+        return [RecipientResult(r, "failed", refusal, conn.relay) for r in recipients]
     after_dot = False
     try:
         conn.uses += 1
@@ -241,7 +258,7 @@ def transaction(conn: Connection, sender: str, recipients: list[str], message: b
             _finish_refused(conn, data, cfg)
             final = data
         else:
-            conn.send(dot_stuff(message), cfg.data_block_timeout)
+            conn.send_data(dot_stuff(message), cfg.data_block_timeout)
             after_dot = True
             final = conn.read_reply(cfg.data_end_timeout)
         for rcpt in accepted:
@@ -344,7 +361,7 @@ def _attempt(conn: Connection, key: str, pool: ConnectionPool | None, sender: st
             return None
         reply = f"4.4.2 lost connection with {conn.relay} while receiving the reply to end of data"
         return _deferred_all(recipients, reply, conn.relay)
-    if pool is not None:
+    if pool is not None and not any(r.reply.startswith("421") for r in results):
         pool.put(key, conn)
     else:
         conn.close()

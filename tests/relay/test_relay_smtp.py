@@ -333,3 +333,34 @@ def test_rate_limit_defers_until_the_window_moves(dns_cfg, relay_cfg, receivers)
     assert relay.deliver_message("a@local.test", ["b@ok.test"], MSG, "RT3")[0].status == "sent"
     relay.close()
     assert len(handler.messages) == 3
+
+
+def test_utf8_address_needs_smtputf8(dns_cfg, relay_cfg, receivers):
+    handler = ScriptedHandler()
+    receivers.start(handler, "127.0.0.1", enable_SMTPUTF8=False)
+    relay = make_relay(dns_cfg, relay_cfg)
+    result = relay.deliver_message("alice@local.test", ["bücher@ok.test"], MSG, "U1")[0]
+    relay.close()
+    assert result.status == "failed" and result.enhanced == "5.6.7"
+    assert not handler.messages
+
+
+def test_utf8_address_with_smtputf8(dns_cfg, relay_cfg, receivers):
+    handler = ScriptedHandler()
+    receivers.start(handler, "127.0.0.1", enable_SMTPUTF8=True)
+    relay = make_relay(dns_cfg, relay_cfg)
+    result = relay.deliver_message("alice@local.test", ["bücher@ok.test"], MSG, "U2")[0]
+    relay.close()
+    assert result.status == "sent"
+    assert handler.messages[0].rcpt_tos == ["bücher@ok.test"]
+
+
+def test_large_message_is_sent_in_blocks(dns_cfg, relay_cfg, receivers):
+    handler = ScriptedHandler()
+    receivers.start(handler, "127.0.0.1")
+    big = MSG + (b"y" * 998 + b"\r\n") * 600               # ~600 KB, many DATA blocks
+    relay = make_relay(dns_cfg, relay_cfg)
+    result = relay.deliver_message("alice@local.test", ["bob@ok.test"], big, "BIG")[0]
+    relay.close()
+    assert result.status == "sent"
+    assert handler.messages[0].content == big
