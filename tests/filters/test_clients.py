@@ -1,0 +1,99 @@
+"""Daemon clients against real sockets that misbehave: silent peers, garbage, bad URLs."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+
+import pytest
+
+from core.errors import ConfigError, FilterUnavailable
+from filters import antivirus, spam
+from filters.clamd_client import ClamdClient
+from filters.endpoint import Endpoint, parse_endpoint
+from filters.spamc import SpamcClient
+from filters.verdict import Action
+
+
+@pytest.fixture
+def silent_server():
+    """A loopback listener that accepts the handshake (backlog) but never answers."""
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen(8)
+        yield f"tcp://127.0.0.1:{server.getsockname()[1]}"
+
+
+@pytest.fixture
+def garbage_server():
+    """A loopback server that answers every connection with garbage and closes."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(8)
+    server.settimeout(5)
+    stop = threading.Event()
+
+    def serve():
+        for _ in range(20):
+            if stop.is_set():
+                return
+            try:
+                conn, _ = server.accept()
+            except OSError:
+                return
+            with conn:
+                conn.settimeout(2)
+                try:
+                    conn.recv(65536)
+                    conn.sendall(b"HELLO I AM NOT A DAEMON\r\n\r\n")
+                except OSError:
+                    pass
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    yield f"tcp://127.0.0.1:{server.getsockname()[1]}"
+    stop.set()
+    try:
+        server.shutdown(socket.SHUT_RDWR)      # wakes the blocked accept()
+    except OSError:
+        pass
+    server.close()
+    thread.join(timeout=5)
+
+
+@pytest.mark.parametrize("make", [lambda u: ClamdClient(u, timeout=0.5).scan, lambda u: SpamcClient(u, timeout=0.5).check])
+def test_silent_daemon_times_out(silent_server, make):
+    started = time.monotonic()
+    with pytest.raises(FilterUnavailable):
+        make(silent_server)(b"Subject: x\r\n\r\nhello\r\n")
+    assert time.monotonic() - started < 5
+
+
+@pytest.mark.parametrize("make", [lambda u: ClamdClient(u, timeout=2).scan, lambda u: SpamcClient(u, timeout=2).check])
+def test_garbage_reply_is_unavailable(garbage_server, make):
+    with pytest.raises(FilterUnavailable):
+        make(garbage_server)(b"Subject: x\r\n\r\nhello\r\n")
+
+
+@pytest.mark.parametrize("url, expected", [
+    ("tcp://127.0.0.1:3310", Endpoint(host="127.0.0.1", port=3310)),
+    ("tcp://[::1]:7830", Endpoint(host="::1", port=7830)),
+    ("unix:/run/clamav/clamd.ctl", Endpoint(path="/run/clamav/clamd.ctl")),
+    ("unix:///run/spamd.sock", Endpoint(path="/run/spamd.sock")),
+])
+def test_parse_endpoint(url, expected):
+    assert parse_endpoint(url) == expected
+
+
+@pytest.mark.parametrize("url", ["127.0.0.1:3310", "tcp://127.0.0.1", "tcp://:3310", "http://h:1", "unix:relative",
+                                 "unix:/" + "x" * 120, "tcp://h:99999", "tcp://h:1/path"])
+def test_bad_endpoints_are_config_errors(url):
+    with pytest.raises(ConfigError):
+        parse_endpoint(url)
+
+
+def test_not_configured_verdicts_pass_and_say_so():
+    av = antivirus.not_configured("mx.test")
+    assert av.action is Action.ACCEPT and "not configured" in dict(av.headers)["X-Virus-Status"]
+    sp = spam.not_configured()
+    assert sp.action is Action.ACCEPT and "not configured" in dict(sp.headers)["X-Spam-Status"]
