@@ -69,23 +69,30 @@ class Relay:
         self.pool.close_all()
 
     def deliver_message(self, sender: str, recipients: list[str], message: bytes, queue_id: str, *,
-                        arrival: float | None = None, attempts: int = 1) -> list[RecipientResult]:
-        """Try every recipient once; returns one result per distinct recipient, in order."""
+                        arrival: float | None = None, attempts: int = 1,
+                        force: bool = False) -> list[RecipientResult]:
+        """Try every recipient once; returns one result per distinct recipient, in order.
+
+        ``force`` (an operator's ``queue retry``) ignores and clears down marks and the rate limit.
+        """
         start = self.clock.now()
         received = count_received(message)
-        if received > self.cfg.max_received_headers:
+        if not self.cfg.enabled:
+            text = "4.3.2 relaying is disabled by configuration ([relay] enabled = false)"
+            results = [RecipientResult(r, "deferred", text) for r in dict.fromkeys(recipients)]
+        elif received > self.cfg.max_received_headers:
             text = f"5.4.6 too many Received headers ({received}): mail forwarding loop"
             results = [RecipientResult(r, "failed", text) for r in dict.fromkeys(recipients)]
         else:
             results = []
             for domain, rcpts in group_by_domain(recipients).items():
-                results += self._deliver_domain(domain, sender, rcpts, message)
+                results += self._deliver_domain(domain, sender, rcpts, message, force)
         for result in results:
             self._log(queue_id, result, arrival if arrival is not None else start, attempts)
         return results
 
     def _deliver_domain(self, domain: str, sender: str, rcpts: list[str],
-                        message: bytes) -> list[RecipientResult]:
+                        message: bytes, force: bool = False) -> list[RecipientResult]:
         if not domain:
             return [RecipientResult(r, "failed", "5.1.3 bad recipient address syntax") for r in rcpts]
         try:
@@ -94,7 +101,9 @@ class Relay:
             return [RecipientResult(r, "failed", f"{exc.status} {exc}") for r in rcpts]
         except TemporaryDnsError as exc:
             return [RecipientResult(r, "deferred", f"{exc.status} {exc}") for r in rcpts]
-        held = self._held(domain)
+        if force:
+            self.state.clear(domain)
+        held = "" if force else self._held(domain)
         if held:
             return [RecipientResult(r, "deferred", held) for r in rcpts]
         if not self._acquire(domain):

@@ -364,3 +364,23 @@ def test_large_message_is_sent_in_blocks(dns_cfg, relay_cfg, receivers):
     relay.close()
     assert result.status == "sent"
     assert handler.messages[0].content == big
+
+
+def test_forced_retry_ignores_the_down_mark(dns_cfg, relay_cfg, receivers):
+    relay = make_relay(dns_cfg, relay_cfg)
+    assert relay.deliver_message("a@local.test", ["b@ok.test"], MSG, "FR1")[0].status == "deferred"
+    assert relay.state.down_until("ok.test") is not None
+    handler = ScriptedHandler()
+    receivers.start(handler, "127.0.0.1")
+    result = relay.deliver_message("a@local.test", ["b@ok.test"], MSG, "FR1", attempts=2, force=True)[0]
+    relay.close()
+    assert result.status == "sent" and len(handler.messages) == 1
+    assert relay.state.down_until("ok.test") is None
+
+
+def test_relay_disabled_defers_without_connecting(dns_cfg, relay_cfg, receivers):
+    controller = receivers.start(ScriptedHandler(), "127.0.0.1")
+    relay = make_relay(dns_cfg, relay_cfg.model_copy(update={"enabled": False}))
+    result = relay.deliver_message("a@local.test", ["b@ok.test"], MSG, "OFF")[0]
+    assert result.status == "deferred" and "disabled" in result.reply
+    assert controller.connections == 0
