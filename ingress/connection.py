@@ -96,7 +96,6 @@ class Connection:
             elif isinstance(out, Close):
                 self.closing = True
             elif isinstance(out, StartTls):
-                await self._drain()
                 if not await self._upgrade():
                     self.closing = True
             else:
@@ -126,13 +125,18 @@ class Connection:
             self.closing = True
 
     async def _upgrade(self) -> bool:
-        """STARTTLS: refuse if plaintext is still waiting (command injection), else handshake."""
+        """STARTTLS: refuse if plaintext is still waiting (command injection), else handshake.
+
+        Nothing here may yield to the loop between writing "220 Ready" and ``start_tls``
+        (which pauses reading first): the client's ClientHello must reach the TLS layer,
+        not the plaintext reader. So no ``wait_for``; the handshake has its own timeout.
+        """
         if getattr(self.reader, "_buffer", b""):
             log.warning("STARTTLS from %s with pipelined plaintext; closing", self.core.session.peer)
             return False
         try:
-            await asyncio.wait_for(self.writer.start_tls(self.ctx.tls.context),
-                                   self.ctx.config.ingress.tls_handshake_timeout)
+            await self.writer.start_tls(self.ctx.tls.context,
+                                        ssl_handshake_timeout=self.ctx.config.ingress.tls_handshake_timeout)
         except (asyncio.TimeoutError, ssl.SSLError, ConnectionError, OSError) as exc:
             log.info("STARTTLS handshake with %s failed: %s", self.core.session.peer, type(exc).__name__)
             return False
