@@ -284,3 +284,8 @@ def quote(value: bytes | str | None) -> bytes:
     if len(value) < 1024 and _QUOTABLE.match(value):
         return b'"' + value.replace(b"\\", b"\\\\").replace(b'"', b'\\"') + b'"'
     return b"{%d}\r\n" % len(value) + value
+
+
+def literal(value: bytes) -> bytes:
+    """Always a literal: body sections are sent this way so clients get the exact octets."""
+    return b"{%d}\r\n" % len(value) + value

@@ -88,7 +88,7 @@ def _item(view, uid: int, item, loaded) -> bytes:
     msg = view.msgs.get(uid)
     if isinstance(item, fetch.Section):
         data = fetch.section_bytes(loaded[1], loaded[0], item)
-        value = grammar.quote(fetch.partial(data, item) if data is not None else b"")
+        value = grammar.literal(fetch.partial(data, item)) if data is not None else b"NIL"
         return item.label().encode() + b" " + value
     if item == "UID":
         return f"UID {uid}".encode()
@@ -103,9 +103,9 @@ def _item(view, uid: int, item, loaded) -> bytes:
         "ENVELOPE": lambda: fetch.envelope(root),
         "BODYSTRUCTURE": lambda: fetch.bodystructure(root, True),
         "BODY": lambda: fetch.bodystructure(root, False),
-        "RFC822": lambda: grammar.quote(data),
-        "RFC822.HEADER": lambda: grammar.quote(root.header),
-        "RFC822.TEXT": lambda: grammar.quote(root.body),
+        "RFC822": lambda: grammar.literal(data),
+        "RFC822.HEADER": lambda: grammar.literal(root.header),
+        "RFC822.TEXT": lambda: grammar.literal(root.body),
     }[item]()
     return item.encode() + b" " + rendered
 

@@ -58,7 +58,7 @@ class Server:
 
     def deliver(self, data: bytes, folder: str | None = None, user: str = USER) -> str:
         _seq[0] += 1
-        base = f"{int(time.time())}.T{_seq[0]}.test"
+        base = f"{int(time.time())}.T{_seq[0]:08d}.test"
         assert deliver(maildir_path(self.tmp, user), [data], base=base, folder=folder)
         return base
 
