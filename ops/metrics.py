@@ -82,6 +82,7 @@ def use_multiprocess(directory: Path) -> None:
     os.environ[ENV_DIR] = str(directory)
     values.ValueClass = values.get_value_class()
     _metrics = None
+    _get()                                       # unlabelled counters show 0 from the start
 
 
 def _safe(record):

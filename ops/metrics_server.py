@@ -101,6 +101,7 @@ def start(config, *, system: bool, health_skip: tuple[str, ...] = ()) -> Threadi
 
 def role_started(config, role: str) -> ThreadingHTTPServer | None:
     """A standalone role serves its own counters, unless a supervisor (serve) collects them."""
+    metrics._get()
     if os.environ.get(metrics.ENV_DIR):
         return None
     return start(config, system=role in ("scheduler", "serve"), health_skip=("listeners", "workers"))
