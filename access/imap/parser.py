@@ -71,11 +71,15 @@ class CommandParser:
         self._pieces: list[bytes | Literal] = []
         self._text_size = 0
         self._literal: int | None = None
+        self.dead = False   # after a fatal event nothing more is framed
 
     def receive_data(self, data: bytes) -> None:
-        self._buf += data
+        if not self.dead:
+            self._buf += data
 
     def next_event(self):
+        if self.dead:
+            return NEED_DATA
         if self.line_mode:
             return self._line_event()
         if self._literal is not None:
@@ -98,7 +102,7 @@ class CommandParser:
         line = self._take_line()
         if line is None:
             if len(self._buf) > self.max_line:
-                return Malformed("*", "Line too long", fatal=True)
+                return self._fail("Line too long", fatal=True)
             return NEED_DATA
         return Line(line)
 
@@ -130,6 +134,9 @@ class CommandParser:
     def _fail(self, reason: str, fatal: bool) -> Malformed:
         tag = self._tag()
         self._pieces, self._text_size, self._literal = [], 0, None
+        if fatal:
+            self.dead = True
+            self._buf.clear()
         return Malformed(tag, reason, fatal)
 
     def _finish(self):
