@@ -16,9 +16,15 @@ Must not: do I/O, or keep more than ``max_size`` bytes of content.
 
 from __future__ import annotations
 
+import codecs
 from dataclasses import dataclass
 
 from ingress import replies
+
+
+_RANK = {reply: rank for rank, reply in enumerate(
+    (replies.BARE_NEWLINE, replies.NUL_IN_DATA, replies.BAD_HEADER_BYTES, replies.HEADER_TOO_BIG,
+     replies.SIZE_EXCEEDED))}
 
 
 @dataclass(frozen=True)
@@ -38,7 +44,7 @@ class DataReader:
         self._line_start = True
         self._in_header = True
         self._header_size = 0
-        self._header_utf8 = True
+        self._header_utf8 = codecs.getincrementaldecoder("utf-8")()
         self._problem: str | None = None
 
     def feed(self, data: bytes) -> DataResult | None:
@@ -76,7 +82,7 @@ class DataReader:
             self._header_size += len(part)
             if self._header_size > self.max_header_size:
                 self._fail(replies.HEADER_TOO_BIG)
-            self._header_utf8 = self._header_utf8 and part.isascii()
+            self._decode_header(part)
         self._line_start = complete
         self._store(part)
 
@@ -86,15 +92,17 @@ class DataReader:
         if b"\x00" in part:
             self._fail(replies.NUL_IN_DATA)
 
-    def _end_header(self) -> None:
-        """Header bytes must be UTF-8 (checked once, whole, so a split character is no false alarm)."""
-        self._in_header = False
-        if self._header_utf8 or self._problem is not None:
-            return
+    def _decode_header(self, part: bytes, final: bool = False) -> None:
+        """Header bytes must be UTF-8; the incremental decoder sees a split character whole."""
         try:
-            b"".join(self._chunks).decode("utf-8")
+            self._header_utf8.decode(part, final)
         except UnicodeDecodeError:
             self._fail(replies.BAD_HEADER_BYTES)
+            self._header_utf8.reset()
+
+    def _end_header(self) -> None:
+        self._in_header = False
+        self._decode_header(b"", final=True)
 
     def _store(self, part: bytes) -> None:
         self._size += len(part)
@@ -106,7 +114,8 @@ class DataReader:
             self._chunks.clear()
 
     def _fail(self, reply: str) -> None:
-        if self._problem is None:
+        """Keep the most telling problem, so the verdict never depends on how bytes were chunked."""
+        if self._problem is None or _RANK[reply] < _RANK[self._problem]:
             self._problem = reply
 
     def _finish(self) -> DataResult:

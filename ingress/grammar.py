@@ -135,25 +135,25 @@ def _parse_path(verb: Verb, rest: str, prefix: str, *, allow_null: bool) -> Comm
     rest = rest[len(prefix):]
     if rest.startswith(" "):
         rest = rest[1:]
-    path, _, param_text = rest.partition(" ")
-    address = _path_address(path, allow_null=allow_null)
-    if address is None:
+    address, after = _path_address(rest, allow_null=allow_null)
+    if address is None or (after and not after.startswith(" ")):
         return replies.BAD_SENDER_SYNTAX if verb is Verb.MAIL else replies.BAD_ADDRESS
-    params = parse_params(param_text)
+    params = parse_params(after[1:])
     if isinstance(params, str):
         return params
     return Command(verb, address=address, params=params)
 
 
-def _path_address(path: str, *, allow_null: bool) -> str | None:
-    if path == NULL_PATH:
-        return "" if allow_null else None
-    if not allow_null and path.lower() == POSTMASTER:
-        return "postmaster"
-    match = PATH_RE.fullmatch(path)
+def _path_address(text: str, *, allow_null: bool) -> tuple[str | None, str]:
+    """(mailbox, rest of the line) for the path at the start of `text`; mailbox None if bad."""
+    if text.startswith(NULL_PATH):
+        return ("" if allow_null else None), text[len(NULL_PATH):]
+    if not allow_null and text[:len(POSTMASTER)].lower() == POSTMASTER:
+        return "postmaster", text[len(POSTMASTER):]
+    match = PATH_RE.match(text)
     if match is None or len(match.group("mailbox")) > 320:
-        return None
-    return match.group("mailbox")
+        return None, ""
+    return match.group("mailbox"), text[match.end():]
 
 
 def parse_params(text: str) -> tuple[tuple[str, str | None], ...] | str:
