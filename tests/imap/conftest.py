@@ -40,7 +40,7 @@ class Server:
         self.ca = trustme.CA()
         cert_files = {}
         if tls:
-            cert = self.ca.issue_cert("127.0.0.1", "localhost")
+            cert = self.ca.issue_cert("127.0.0.1", "localhost", common_name="localhost")
             cert.private_key_and_cert_chain_pem.write_to_path(tmp / "cert.pem")
             cert_files = {"cert": str(tmp / "cert.pem"), "key": str(tmp / "cert.pem")}
         settings = {"port": 0, "tls_port": 0, **imap}
