@@ -58,6 +58,16 @@ def check_recipient(address: str, directory: Snapshot, *, may_relay: bool) -> st
     return replies.RELAY_DENIED.format(address=printable(address))
 
 
+def postmaster_address(directory: Snapshot, hostname: str) -> str:
+    """Where ``RCPT TO:<Postmaster>`` (no domain, RFC 5321 4.5.1) goes: a local domain's postmaster."""
+    domains = [hostname.lower()] + sorted(directory.domains)
+    for domain in domains:
+        if directory.is_local_domain(domain) and directory.resolve(f"postmaster@{domain}"):
+            return f"postmaster@{domain}"
+    local = [d for d in domains if directory.is_local_domain(d)]
+    return f"postmaster@{local[0] if local else hostname.lower()}"
+
+
 def printable(text: str) -> str:
     return "".join(c if c.isprintable() and c not in "<>" else "?" for c in text)[:256]
 

@@ -112,11 +112,11 @@ class Handler:
         return replies.MAIL_OK
 
     async def rcpt(self, session: Session, envelope: Envelope, request: RcptRequest) -> str:
+        snapshot = self.ctx.directory.snapshot()
         address = request.address
         if address == "postmaster":
-            address = f"postmaster@{self.ctx.config.hostname}"
-        reply = policy.check_recipient(address, self.ctx.directory.snapshot(),
-                                       may_relay=self.may_relay(session))
+            address = policy.postmaster_address(snapshot, self.ctx.config.hostname)
+        reply = policy.check_recipient(address, snapshot, may_relay=self.may_relay(session))
         if not reply.startswith("250"):
             log.info("reject: RCPT from %s[%s]: %s; from=<%s> to=<%s>", session.host_name,
                      peer_ip(session), reply, envelope.mail_from, policy.printable(address))
