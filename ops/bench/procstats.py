@@ -1,0 +1,96 @@
+"""CPU time and RSS of process trees, read from /proc (Linux), for the benchmarks."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+
+_TICK = os.sysconf("SC_CLK_TCK")
+_PAGE = os.sysconf("SC_PAGE_SIZE")
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    try:
+        for task in os.listdir(f"/proc/{pid}/task"):
+            with open(f"/proc/{pid}/task/{task}/children") as handle:
+                found += [int(x) for x in handle.read().split()]
+    except OSError:
+        pass
+    return found
+
+
+def tree(roots: list[int]) -> list[int]:
+    result, pending = [], list(roots)
+    while pending and len(result) < 10_000:
+        pid = pending.pop()
+        if pid not in result:
+            result.append(pid)
+            pending += _children(pid)
+    return result
+
+
+def rabbitmq_pids() -> list[int]:
+    pids = []
+    for name in os.listdir("/proc"):
+        if name.isdigit():
+            try:
+                with open(f"/proc/{name}/cmdline", "rb") as handle:
+                    if b"rabbit" in handle.read():
+                        pids.append(int(name))
+            except OSError:
+                pass
+    return pids
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    total = 0.0
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/stat") as handle:
+                fields = handle.read().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / _TICK
+        except (OSError, IndexError, ValueError):
+            pass
+    return total
+
+
+def rss_mb(pids: list[int]) -> float:
+    total = 0
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/statm") as handle:
+                total += int(handle.read().split()[1]) * _PAGE
+        except (OSError, IndexError, ValueError):
+            pass
+    return total / 1e6
+
+
+class Sampler(threading.Thread):
+    """Samples the RSS of a process set every 0.5 s until stopped (at most one hour)."""
+
+    def __init__(self, pids_fn) -> None:
+        super().__init__(daemon=True)
+        self.pids_fn, self.samples, self._stop_event = pids_fn, [], threading.Event()
+
+    def run(self) -> None:
+        deadline = time.monotonic() + 3600
+        while not self._stop_event.is_set() and time.monotonic() < deadline:
+            self.samples.append(rss_mb(self.pids_fn()))
+            self._stop_event.wait(0.5)
+
+    def stop(self) -> None:
+        self._stop_event.set()
+        self.join(5)
+
+    @property
+    def peak_mb(self) -> float:
+        return round(max(self.samples, default=0.0), 1)
+
+    def quarter_mb(self, which: int) -> float:
+        if not self.samples:
+            return 0.0
+        q = max(1, len(self.samples) // 4)
+        part = self.samples[:q] if which == 0 else self.samples[-q:]
+        return round(sum(part) / len(part), 1)

@@ -1,0 +1,202 @@
+"""SMTP benchmark: N messages of S bytes over C concurrent sessions, accept and end-to-end rates.
+
+    python -m ops.bench smtp --start [--broker embedded|rabbitmq] [-n 5000] [-s 5120] [-c 20]
+    python -m ops.bench smtp --port 2525 --data-dir DIR --server-pid PID ...   (a server already running)
+
+With ``--start`` it creates a throw-away data directory (and RabbitMQ vhost),
+100 users, starts ``mailpipe serve`` on free ports, measures and stops it.
+Reports: accept rate, end-to-end rate into the Maildirs, p50/p99 accept latency
+(DATA end to 250), server CPU ms per message (the mailpipe process tree plus
+RabbitMQ's when used) and peak RSS of the server processes (sampled every
+0.5 s, first and last quarter compared to show whether memory grows).
+Every loop is bounded by count and by ``--timeout`` seconds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import smtplib
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+from ops.bench import procstats
+
+
+def make_message(index: int, size: int, rcpt: str) -> bytes:
+    head = (f"From: bench@remote.test\r\nTo: {rcpt}\r\nSubject: bench {index}\r\n"
+            f"Message-ID: <bench-{index}-{time.time_ns()}@remote.test>\r\n\r\n").encode()
+    line = b"The quick brown fox jumps over the lazy dog 0123456789 abcdefghij\r\n"
+    body = (line * (size // len(line) + 1))[: max(0, size - len(head))]
+    return head + body
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def sender_thread(args, indices: list[int], latencies: list[float], errors: list[str]) -> None:
+    per_session = args.per_session
+    for start in range(0, len(indices), per_session):
+        try:
+            with smtplib.SMTP(args.host, args.port, timeout=60) as smtp:
+                smtp.ehlo("bench.remote.test")
+                for i in indices[start:start + per_session]:
+                    rcpt = f"user{i % args.users}@bench.test"
+                    t0 = time.perf_counter()
+                    smtp.sendmail("bench@remote.test", [rcpt], make_message(i, args.size, rcpt))
+                    latencies.append(time.perf_counter() - t0)
+        except (smtplib.SMTPException, OSError) as exc:
+            errors.append(f"{type(exc).__name__}: {exc}")
+
+
+def count_delivered(data_dir: Path) -> int:
+    total = 0
+    for new in (data_dir / "mail" / "bench.test").glob("*/Maildir/new"):
+        total += len(os.listdir(new))
+    return total
+
+
+def percentile(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(len(ordered) * p))] if ordered else float("nan")
+
+
+def run_load(args, data_dir: Path, pids_fn) -> dict:
+    indices = list(range(args.n))
+    shards = [indices[i::args.c] for i in range(args.c)]
+    latencies: list[float] = []
+    errors: list[str] = []
+    sampler = procstats.Sampler(pids_fn)
+    sampler.start()
+    cpu0 = procstats.cpu_seconds(pids_fn())
+    before = count_delivered(data_dir)
+    t0 = time.perf_counter()
+    threads = [threading.Thread(target=sender_thread, args=(args, s, latencies, errors)) for s in shards]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(args.timeout)
+    accept_s = time.perf_counter() - t0
+    delivered = 0
+    deadline = time.monotonic() + args.timeout
+    while time.monotonic() < deadline:
+        delivered = count_delivered(data_dir) - before
+        if delivered >= len(latencies):
+            break
+        time.sleep(0.05)
+    e2e_s = time.perf_counter() - t0
+    cpu = procstats.cpu_seconds(pids_fn()) - cpu0
+    sampler.stop()
+    return {"messages": args.n, "size": args.size, "sessions": args.c, "accepted": len(latencies),
+            "delivered": delivered, "errors": len(errors), "first_error": errors[0] if errors else None,
+            "accept_rate": round(len(latencies) / accept_s, 1), "e2e_rate": round(delivered / e2e_s, 1),
+            "p50_ms": round(percentile(latencies, 0.5) * 1000, 2),
+            "p99_ms": round(percentile(latencies, 0.99) * 1000, 2),
+            "server_cpu_ms_per_msg": round(cpu * 1000 / max(1, delivered), 2),
+            "rss_mb_peak": sampler.peak_mb, "rss_mb_first_quarter": sampler.quarter_mb(0),
+            "rss_mb_last_quarter": sampler.quarter_mb(-1)}
+
+
+def start_server(args) -> tuple[subprocess.Popen, Path, str | None, dict]:
+    data_dir = Path(tempfile.mkdtemp(prefix="mpbench-"))
+    env = dict(os.environ, MAILPIPE_DATA_DIR=str(data_dir))
+    vhost = None
+    broker = 'broker_url = "spool://"'
+    if args.broker == "rabbitmq":
+        vhost = f"mpbench{os.getpid()}"
+        subprocess.run(["rabbitmqctl", "add_vhost", vhost], check=True, capture_output=True)
+        subprocess.run(["rabbitmqctl", "set_permissions", "-p", vhost, "guest", ".*", ".*", ".*"],
+                       check=True, capture_output=True)
+        broker = f'broker_url = "amqp://guest:guest@127.0.0.1:5672/{vhost}"'
+    args.port = free_port()
+    config = data_dir / "bench.toml"
+    config.write_text(f'{broker}\nlog_level = "WARNING"\n[ingress]\nsmtp_port = {args.port}\n'
+                      f'submission_port = {free_port()}\nsmtps_port = {free_port()}\n'
+                      f'[imap]\nenabled = false\n[pop3]\nenabled = false\n[metrics]\nenabled = false\n'
+                      f'[worker]\nconcurrency = {args.worker_threads}\nprocesses = {args.worker_processes}\n')
+    mp = [sys.executable, "-m", "ops", "--config", str(config)]
+    subprocess.run(mp + ["domain", "add", "bench.test"], env=env, check=True, capture_output=True)
+    _bulk_users(data_dir, args.users)
+    proc = subprocess.Popen(mp + ["serve"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    _wait_port(args.host, args.port, 30)
+    return proc, data_dir, vhost, env
+
+
+def _bulk_users(data_dir: Path, users: int) -> None:
+    """Add the users directly (one CLI call per user would start 100 interpreters)."""
+    from mailstore.directory import Directory
+    directory = Directory(f"sqlite:///{data_dir.resolve() / 'mailpipe.db'}")
+    existing = set(directory.users())
+    for i in range(users):
+        if f"user{i}@bench.test" not in existing:
+            directory.add_user(f"user{i}@bench.test", "pw")
+    directory.close()
+
+
+def _wait_port(host: str, port: int, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection((host, port), 0.5).close()
+            return
+        except OSError:
+            time.sleep(0.1)
+    raise SystemExit(f"server did not listen on {host}:{port} within {timeout}s")
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="python -m ops.bench smtp", description=__doc__.split("\n")[0])
+    parser.add_argument("--start", action="store_true", help="start a throw-away server")
+    parser.add_argument("--broker", choices=["embedded", "rabbitmq"], default="embedded")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=2525)
+    parser.add_argument("--data-dir", type=Path, help="data dir of a running server (to count deliveries)")
+    parser.add_argument("--server-pid", type=int, action="append", default=[], help="server PIDs (tree) for CPU/RSS")
+    parser.add_argument("-n", type=int, default=5000)
+    parser.add_argument("-s", "--size", type=int, default=5120)
+    parser.add_argument("-c", type=int, default=20)
+    parser.add_argument("--per-session", type=int, default=50)
+    parser.add_argument("--users", type=int, default=100)
+    parser.add_argument("--warmup", type=int, default=200)
+    parser.add_argument("--timeout", type=float, default=600)
+    parser.add_argument("--worker-threads", type=int, default=4)
+    parser.add_argument("--worker-processes", type=int, default=1)
+    args = parser.parse_args(argv)
+    proc = vhost = None
+    if args.start:
+        proc, data_dir, vhost, _ = start_server(args)
+        roots = [proc.pid]
+    else:
+        if args.data_dir is None:
+            parser.error("--data-dir is required without --start")
+        data_dir, roots = args.data_dir, args.server_pid
+    with_broker = args.broker == "rabbitmq"
+
+    def pids() -> list[int]:
+        found = procstats.tree(roots)
+        return found + (procstats.rabbitmq_pids() if with_broker else [])
+    try:
+        if args.warmup:
+            warm = argparse.Namespace(**{**vars(args), "n": args.warmup})
+            run_load(warm, data_dir, pids)
+        result = run_load(args, data_dir, pids)
+        result["broker"] = args.broker
+        print(json.dumps(result, indent=2))
+    finally:
+        if proc is not None:
+            proc.terminate()
+            proc.wait(60)
+            shutil.rmtree(data_dir, ignore_errors=True)
+        if vhost:
+            subprocess.run(["rabbitmqctl", "delete_vhost", vhost], capture_output=True)
+    return 0
