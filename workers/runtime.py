@@ -24,7 +24,7 @@ _lock = threading.Lock()
 
 class Runtime:
     def __init__(self, config: Config, *, publish, served: frozenset[str], clock: Clock | None = None,
-                 directory: Directory | None = None) -> None:
+                 directory: Directory | None = None, relay=None) -> None:
         from workers.pipeline import Pipeline
         from workers.stages import filter_stage
 
@@ -34,8 +34,24 @@ class Runtime:
         self.directory = directory or Directory(config.db_url)
         self.publish = publish
         self.filters = filter_stage.build_filters(config)
-        self.relay = None
+        self._relay = relay
+        self._relay_lock = threading.Lock()
         self.pipeline = Pipeline(self, served)
+
+    @property
+    def relay(self):
+        """The ``delivery.relay.Relay`` of this process, built on first use (a worker without
+        the remote stage never opens a resolver or a connection pool)."""
+        if self._relay is None:
+            with self._relay_lock:
+                if self._relay is None:
+                    from delivery.relay import Relay
+                    self._relay = Relay.from_config(self.config, clock=self.clock)
+        return self._relay
+
+    @relay.setter
+    def relay(self, value) -> None:
+        self._relay = value
 
 
 def served_stages(app: Celery) -> frozenset[str]:
