@@ -133,14 +133,48 @@ def release(ctx: Context, queue_id: str) -> None:
 @click.option("--all", "all_", is_flag=True, help="Every deferred message.")
 @pass_ctx
 def retry(ctx: Context, queue_id: str | None, all_: bool) -> None:
-    """Attempt deferred message(s) now."""
+    """Attempt deferred message(s) now (a flush: down marks on their destinations are ignored)."""
+    from workers.stages.remote import FLUSH_EVENT
     if not queue_id and not all_:
         raise click.UsageError("give a queue ID or --all")
     ids = [e.id for e in ctx.spool().entries() if e.state == State.DEFERRED] if all_ else [queue_id]
+    if not all_:
+        _change(ctx, queue_id, (State.DEFERRED,), State.ACTIVE, FLUSH_EVENT, publish=True)
+        return
+    done = 0
     for qid in ids:
-        _change(ctx, qid, (State.DEFERRED,), State.ACTIVE, "retry requested", publish=True)
-    if all_:
-        click.echo(f"{len(ids)} message(s) scheduled now")
+        try:
+            _change(ctx, qid, (State.DEFERRED,), State.ACTIVE, FLUSH_EVENT, publish=True)
+            done += 1
+        except click.ClickException as exc:     # became busy or active meanwhile: it is being tried
+            click.echo(exc.format_message(), err=True)
+    click.echo(f"{done} message(s) scheduled now")
+
+
+@queue.command("bounce")
+@click.argument("queue_id")
+@pass_ctx
+def bounce(ctx: Context, queue_id: str) -> None:
+    """Give up on a message now: its open recipients fail and the sender gets a DSN."""
+    from workers import bounce as bounces
+    from workers.app import create_app
+    from workers.app import publish as do_publish
+    spool, now = ctx.spool(), time.time()
+    _load(ctx, queue_id)
+    with spool.lock(queue_id) as owned:
+        if not owned:
+            raise click.ClickException(f"{queue_id}: busy in a worker right now; try again")
+        entry = spool.load(queue_id)
+        if entry.state == State.DONE:
+            raise click.ClickException(f"{queue_id}: already done")
+        failed = bounces.give_up(entry, now)
+        app = create_app(ctx.config)
+        dsn = bounces.send_dsn(spool, lambda stage, qid: do_publish(app, stage, qid), ctx.config, entry,
+                               spool.message(queue_id), failed, now)
+        entry.state, entry.next_attempt = State.DONE, None
+        entry.record(now, "operator", "bounced", f"DSN {dsn}" if dsn else "no DSN")
+        spool.save(entry)
+    click.echo(f"{queue_id}: bounced" + (f", DSN {dsn}" if dsn else " (no DSN: null sender, bounce or spam)"))
 
 
 @queue.command("delete")
