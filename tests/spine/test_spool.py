@@ -1,0 +1,89 @@
+"""The filesystem spool: durable create, atomic save, finish, lock."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+
+import pytest
+
+from core.errors import SpoolFull
+from core.ids import is_queue_id, new_queue_id
+from spool.fs import FilesystemSpool
+from spool.model import Entry, Recipient, State
+
+
+def entry(qid: str | None = None) -> Entry:
+    return Entry(id=qid or new_queue_id(), sender="a@remote.test", recipients=[Recipient(address="b@example.test")],
+                 size=5, received_at=1.0)
+
+
+def test_create_load_save_finish(tmp_path):
+    spool = FilesystemSpool(tmp_path)
+    e = entry()
+    spool.create(e, [b"hea", b"der"])
+    assert spool.message(e.id) == b"header"
+    assert spool.ids() == [e.id]
+    loaded = spool.load(e.id)
+    loaded.stage = "route"
+    spool.save(loaded)
+    assert spool.load(e.id).stage == "route"
+    loaded.state = State.DONE
+    spool.save(loaded)
+    assert spool.ids() == [] and spool.done_ids() == [e.id]
+    assert spool.load(e.id).state == State.DONE                  # trace survives delivery
+    with pytest.raises(FileNotFoundError):
+        spool.message(e.id)
+    assert os.listdir(tmp_path / "tmp") == []
+
+
+def test_ids_are_unique_sortable_and_path_safe(tmp_path):
+    spool = FilesystemSpool(tmp_path)
+    ids = [new_queue_id(now=1000.0 + i) for i in range(50)]
+    assert ids == sorted(ids) and len(set(ids)) == 50
+    assert all(is_queue_id(i) for i in ids)
+    for bad in ("../../etc/passwd", "", "abc", "0" * 15 + "/"):
+        assert not is_queue_id(bad)
+        with pytest.raises(ValueError):
+            spool.load(bad)
+
+
+def test_write_failure_maps_to_spoolfull(tmp_path, monkeypatch):
+    spool = FilesystemSpool(tmp_path)
+    e = entry()
+    real_write = os.write
+
+    def enospc(fd, data):
+        if b"recipients" in bytes(data[:200]):                    # the entry write fails, like ENOSPC
+            raise OSError(28, "No space left on device")
+        return real_write(fd, data)
+    monkeypatch.setattr(os, "write", enospc)
+    with pytest.raises(SpoolFull):
+        spool.create(e, [b"message"])
+    monkeypatch.undo()
+    assert spool.ids() == [] and os.listdir(tmp_path / "msg") == []
+
+
+def _hold_lock(root, qid, ready, release):
+    spool = FilesystemSpool(root)
+    with spool.lock(qid) as owned:
+        assert owned
+        ready.set()
+        release.wait(10)
+
+
+def test_lock_is_exclusive_across_processes_and_dies_with_its_owner(tmp_path):
+    spool = FilesystemSpool(tmp_path)
+    e = entry()
+    spool.create(e, [b"x"])
+    ctx = multiprocessing.get_context("fork")
+    ready, release = ctx.Event(), ctx.Event()
+    proc = ctx.Process(target=_hold_lock, args=(tmp_path, e.id, ready, release))
+    proc.start()
+    assert ready.wait(10)
+    with spool.lock(e.id) as owned:
+        assert owned is False
+    proc.kill()
+    proc.join(10)
+    with spool.lock(e.id) as owned:
+        assert owned is True                                      # kill -9 released it
