@@ -127,3 +127,16 @@ def test_from_config():
 def test_unreachable_client_raises_filter_unavailable():
     with pytest.raises(FilterUnavailable):
         SpamcClient(f"tcp://127.0.0.1:{avspam.free_port()}", timeout=2).check(b"x")
+
+
+@pytest.mark.parametrize("score, action", [
+    (-1.0, Action.ACCEPT), (4.9, Action.ACCEPT), (5.0, Action.JUNK), (9.99, Action.JUNK),
+    (10.0, Action.QUARANTINE), (19.9, Action.QUARANTINE), (20.0, Action.DISCARD), (1000.0, Action.DISCARD),
+])
+def test_default_ladder_boundaries(score, action):
+    assert Thresholds().action(score) is action
+
+
+def test_tag_below_junk():
+    ladder = Thresholds(tag=3.0, junk=6.0, quarantine=10.0, discard=20.0)
+    assert [ladder.action(s) for s in (2.9, 3.0, 6.0)] == [Action.ACCEPT, Action.TAG, Action.JUNK]
