@@ -161,9 +161,7 @@ class Connection:
             body, head = wire.top(data, effect.top_lines), R.top_follows()
         if effect.top_lines is None:
             self.maildrop.mark_seen(effect.number)     # before the reply: a client that saw it sees Seen
-        self.writer.write(head.line())
-        self.writer.write(body)
-        self.writer.write(R.MULTILINE_END)
+        self.writer.write(b"".join((head.line(), body, R.MULTILINE_END)))   # one send, not three
         if self.writer.transport.get_write_buffer_size() > DRAIN_OVER:
             await self.writer.drain()
 
