@@ -2,7 +2,7 @@
 
 Owns: skipping what spamc would not send (larger than ``max_size``) and mail
 from authenticated senders (``skip_authenticated``); the ``X-Spam-Status`` /
-``X-Spam-Score`` / ``X-Spam-Flag`` headers; the threshold ladder (highest
+``X-Spam-Score`` / ``X-Spam-Flag`` headers (flag YES from the lowest threshold on); the threshold ladder (highest
 that the score reaches wins): discard > quarantine > junk > tag > accept;
 spamd unavailable -> TEMPFAIL, or ACCEPT marked unscanned when
 ``on_error = "accept"``.
@@ -36,6 +36,11 @@ class Thresholds:
     junk: float = 5.0
     quarantine: float = 10.0
     discard: float = 20.0
+
+    @property
+    def lowest(self) -> float:
+        """The score from which a message counts as spam (gets ``X-Spam-Flag: YES``)."""
+        return min(self.tag, self.junk, self.quarantine, self.discard)
 
     def action(self, score: float) -> Action:
         ladder = ((self.discard, Action.DISCARD), (self.quarantine, Action.QUARANTINE),
@@ -78,9 +83,10 @@ class SpamFilter:
 
     def _verdict(self, result: SpamResult) -> Verdict:
         action = self.thresholds.action(result.score)
-        is_spam = result.score >= self.thresholds.tag
+        is_spam = action is not Action.ACCEPT
         tests = ",".join(result.rules) or "none"
-        status = f"{'Yes' if is_spam else 'No'}, score={result.score:.1f} required={self.thresholds.tag:.1f} tests={tests}"
+        required = self.thresholds.lowest
+        status = f"{'Yes' if is_spam else 'No'}, score={result.score:.1f} required={required:.1f} tests={tests}"
         headers = [(STATUS_HEADER, status), (SCORE_HEADER, f"{result.score:.1f}")]
         if is_spam:
             headers.append((FLAG_HEADER, "YES"))

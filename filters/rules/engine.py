@@ -177,11 +177,9 @@ def _any_why(cond: model.AnyOf, facts: Facts) -> str | None:
 
 
 def _not_why(cond: model.NotOf, facts: Facts) -> str | None:
-    return "not (" + _describe(cond.item) + ")" if evaluate(cond.item, facts) is None else None
-
-
-def _describe(cond: model.Condition) -> str:
-    return type(cond).__name__ + " " + ",".join(sorted(f.value for f in cond.fields))
+    if evaluate(cond.item, facts) is not None:
+        return None
+    return "no " + "/".join(sorted(f.value for f in cond.item.fields)) + " match under 'not'"
 
 
 _EVALUATORS = {

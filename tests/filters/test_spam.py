@@ -140,3 +140,15 @@ def test_default_ladder_boundaries(score, action):
 def test_tag_below_junk():
     ladder = Thresholds(tag=3.0, junk=6.0, quarantine=10.0, discard=20.0)
     assert [ladder.action(s) for s in (2.9, 3.0, 6.0)] == [Action.ACCEPT, Action.TAG, Action.JUNK]
+
+
+def test_flag_follows_the_lowest_threshold():
+    class Fixed:
+        def check(self, raw):
+            from filters.spamc import SpamResult
+            return SpamResult(True, 6.0, 5.0, ("X",))
+    flt = SpamFilter(Fixed(), Thresholds(tag=8, junk=5, quarantine=10, discard=20), "defer", 1.0, 10**6)
+    verdict = flt.check(_input(messages.plain()))
+    assert verdict.action is Action.JUNK
+    assert dict(verdict.headers)[FLAG_HEADER] == "YES"
+    assert dict(verdict.headers)[STATUS_HEADER] == "Yes, score=6.0 required=5.0 tests=X"
