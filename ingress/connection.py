@@ -62,11 +62,13 @@ class Connection:
             await self._perform(self.core.receive(data))
 
     async def _talked_early(self) -> bool:
-        if self.spec.greet_pause <= 0:
+        ip = self.core.session.peer[0] if self.core.session.peer else ""
+        if self.spec.greet_pause <= 0 or self.ctx.passed.passed(ip):
             return False
         try:
             await asyncio.wait_for(self.reader.read(1), self.spec.greet_pause)
         except asyncio.TimeoutError:
+            self.ctx.passed.remember(ip)
             return False
         return True
 

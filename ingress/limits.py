@@ -1,4 +1,5 @@
-"""Connection counting for every SMTP listener together: total and per client IP.
+"""Connection admission for every SMTP listener together: counts (total, per client IP) and
+the memory of clients that passed the greet pause.
 
 Owns: admission of a new connection (``acquire``) and its release. Pure
 bookkeeping, no I/O; the event loop calls it from one thread.
@@ -7,6 +8,7 @@ Must not: reply to clients (the shell does, with ``replies.TOO_MANY_*``).
 
 from __future__ import annotations
 
+from core.clock import Clock
 from ingress import replies
 
 
@@ -33,3 +35,28 @@ class ConnectionLimits:
             self.by_ip[ip] = left
         else:
             self.by_ip.pop(ip, None)
+
+
+class PassedClients:
+    """IPs that recently waited for the greeting (so they skip the greet pause), as postscreen does.
+
+    Time comes from the injected clock; the table is bounded (cleared when it grows past ``max_size``).
+    """
+
+    def __init__(self, ttl: float, clock: Clock, max_size: int = 100_000) -> None:
+        self.ttl, self.clock, self.max_size = ttl, clock, max_size
+        self._until: dict[str, float] = {}
+
+    def passed(self, ip: str) -> bool:
+        until = self._until.get(ip)
+        if until is None:
+            return False
+        if until < self.clock.now():
+            del self._until[ip]
+            return False
+        return True
+
+    def remember(self, ip: str) -> None:
+        if len(self._until) >= self.max_size:
+            self._until.clear()
+        self._until[ip] = self.clock.now() + self.ttl

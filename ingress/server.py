@@ -27,12 +27,13 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from core.authlimit import FailureLimiter
+from core.clock import Clock, SystemClock
 from core.errors import AccountError, BrokerUnavailable, SpoolFull
 from core.ids import new_queue_id
 from core.tls import TlsContexts, is_loopback
 from ingress import policy, replies
 from ingress.connection import Connection, ListenerSpec
-from ingress.limits import ConnectionLimits
+from ingress.limits import ConnectionLimits, PassedClients
 from ingress.protocol import AuthRequest, Envelope, MailRequest, RcptRequest, Session, Settings
 from mailstore.directory import Directory, normalize
 from ops import metrics
@@ -53,16 +54,19 @@ class IngressContext:
     tls: TlsContexts | None = None         #: the shared server TLS context (None: no TLS listeners)
     limiter: FailureLimiter = field(default=None)  # type: ignore[assignment]
     bound: dict[str, int] = field(default_factory=dict)   #: listener name -> bound port
+    clock: Clock = field(default_factory=SystemClock)
 
     def __post_init__(self) -> None:
         if self.executor is None:
             self.executor = ThreadPoolExecutor(self.config.ingress.publish_threads,
                                                thread_name_prefix="ingress-accept")
         if self.limiter is None:
-            self.limiter = FailureLimiter(self.config.auth.max_failures, self.config.auth.lockout_seconds)
+            self.limiter = FailureLimiter(self.config.auth.max_failures, self.config.auth.lockout_seconds,
+                                          clock=self.clock)
         self.trusted = policy.parse_networks(self.config.ingress.trusted_networks)
         self.connections = ConnectionLimits(self.config.ingress.max_connections,
                                             self.config.ingress.max_connections_per_ip)
+        self.passed = PassedClients(self.config.ingress.greet_pass_ttl, self.clock)
 
 
 def peer_ip(session: Session) -> str | None:

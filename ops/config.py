@@ -51,6 +51,7 @@ class IngressConfig(Section):
     max_line_length: int = Field(1000, ge=512)             #: command line octets incl. CRLF (500 5.5.2 beyond)
     greet_pause: float = Field(0.5, ge=0)                  #: MX port: wait this long (s) before the greeting; early talkers are refused
     tls_handshake_timeout: float = Field(30.0, gt=0)       #: seconds for a TLS handshake (SMTPS and STARTTLS)
+    greet_pass_ttl: float = Field(86400.0, ge=0)           #: an IP that waited for the greeting skips the pause this long (s)
     publish_threads: int = Field(8, gt=0)                  #: threads for spool write + confirmed publish
 
     @field_validator("trusted_networks")

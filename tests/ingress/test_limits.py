@@ -113,6 +113,11 @@ def test_early_talker_is_refused(make_server):
         assert client.closed()
     with greeted(server) as patient:                          # waits for the greeting: fine
         assert patient.command(b"NOOP") == replies.OK
+    assert server.ctx.passed.passed(HOST)                     # and skips the pause from now on
+    with RawClient(server.port("smtp")) as known:
+        known.send(b"EHLO known.test\r\n")
+        assert known.reply().startswith("220 ")
+        assert known.reply().startswith("250")
 
 
 def test_idle_timeout(make_server):
