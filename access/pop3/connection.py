@@ -21,6 +21,7 @@ from typing import Awaitable, Callable
 
 from access.pop3 import replies as R
 from access.pop3 import wire
+from access.pop3.idle import IdleWatchdog
 from access.pop3.effects import CheckLogin, Close, Commit, Effect, Send, SendMessage, StartTls
 from access.pop3.login import LoginResult, check_login
 from access.pop3.maildrop import Maildrop
@@ -66,10 +67,17 @@ class Connection:
             tls_active=implicit_tls, max_errors=shared.max_errors))
         self.maildrop: Maildrop | None = None
 
+    def _queued(self) -> int:
+        transport = self.writer.transport
+        return 0 if transport.is_closing() else transport.get_write_buffer_size()
+
     def _loopback_plaintext(self) -> bool:
         return self.shared.plaintext_on_loopback and is_loopback(self.ip)
 
     async def run(self) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self.idle = IdleWatchdog(self.shared.idle_timeout, task, self._queued)
         try:
             await self._perform(self.session.greeting())
             await self._loop()
@@ -86,17 +94,17 @@ class Connection:
         # max_commands) or grows the buffer to max_line (counted as an error).
         while self.session.state is not State.CLOSED:
             try:
-                async with asyncio.timeout(self.shared.idle_timeout):
-                    data = await self.reader.read(READ_SIZE)
+                data = await self.idle.wait(self.reader.read(READ_SIZE))
             except TimeoutError:
                 await self._perform(self.session.timeout())
                 return
             if not data:
                 self.session.dropped()
                 return
+            self.idle.touch()
             self.buffer.feed(data)
             await self._lines()
-            await self.writer.drain()
+            await self.idle.wait(self.writer.drain())
 
     async def _lines(self) -> None:
         while self.session.state is not State.CLOSED:
@@ -123,7 +131,7 @@ class Connection:
             elif isinstance(effect, Commit):
                 await self._commit(effect)
             elif isinstance(effect, Close):
-                await self.writer.drain()
+                await self.idle.wait(self.writer.drain())
             else:
                 raise TypeError(f"unknown effect {effect!r}")
 
@@ -163,7 +171,7 @@ class Connection:
             self.maildrop.mark_seen(effect.number)     # before the reply: a client that saw it sees Seen
         self.writer.write(b"".join((head.line(), body, R.MULTILINE_END)))   # one send, not three
         if self.writer.transport.get_write_buffer_size() > DRAIN_OVER:
-            await self.writer.drain()
+            await self.idle.wait(self.writer.drain())
 
     async def _start_tls(self) -> None:
         await self.writer.drain()
@@ -184,6 +192,7 @@ class Connection:
             pass
 
     async def _finish(self) -> None:
+        self.idle.cancel()
         if self.maildrop is not None:
             self.maildrop.close()
             self.maildrop = None

@@ -67,12 +67,12 @@ class Entry:
     base: str
     uidl: str
     size: int        # octets RETR sends (wire form, without the final ".\r\n")
-    path: Path       # last known location; may be stale
+    path: str        # last known location; may be stale (a str: this is the hot path)
 
 
-def _files(root: Path) -> list[tuple[int, str, Path]]:
+def _files(root: Path) -> list[tuple[int, str, str]]:
     """(mtime_ns, base, path) of every message file in new/ and cur/, one per base."""
-    found: dict[str, tuple[int, str, Path]] = {}
+    found: dict[str, tuple[int, str, str]] = {}
     for sub in ("new", "cur"):
         try:
             entries = list(os.scandir(root / sub))
@@ -88,14 +88,14 @@ def _files(root: Path) -> list[tuple[int, str, Path]]:
             except FileNotFoundError:
                 continue
             base = split_name(item.name)[0]
-            found.setdefault(base, (mtime, base, Path(item.path)))
+            found.setdefault(base, (mtime, base, item.path))
     return sorted(found.values())
 
 
-def locate(root: Path, base: str) -> Path | None:
+def locate(root: Path, base: str) -> str | None:
     """Where the message `base` is now (new/ or cur/), or None if it is gone."""
-    candidate = root / "new" / base
-    if candidate.exists():
+    candidate = os.path.join(root, "new", base)
+    if os.path.exists(candidate):
         return candidate
     prefix = base + INFO
     for sub in ("new", "cur"):
@@ -105,16 +105,16 @@ def locate(root: Path, base: str) -> Path | None:
             continue
         for name in names:
             if name == base or name.startswith(prefix):
-                return root / sub / name
+                return os.path.join(root, sub, name)
     return None
 
 
-def _read(path: Path) -> bytes:
-    with open(path, "rb") as handle:
-        return handle.read()
+def _read(path: str) -> bytes:
+    with open(path, "rb", buffering=0) as handle:
+        return handle.readall()
 
 
-def _read_moving(root: Path, base: str, path: Path) -> tuple[bytes | None, Path]:
+def _read_moving(root: Path, base: str, path: str) -> tuple[bytes | None, str]:
     """Read `base`, following one rename by another process; (None, path) if it is gone."""
     for _ in range(2):
         try:
@@ -176,10 +176,11 @@ class Maildrop:
         """Give the message the Seen flag (best effort: a vanished file is fine)."""
         entry = self.entries[number - 1]
         for _ in range(2):
-            flags = split_name(entry.path.name)[1]
-            if entry.path.parent.name == "cur" and flags is not None and "S" in flags:
+            directory, name = os.path.split(entry.path)
+            flags = split_name(name)[1]
+            if flags is not None and "S" in flags and directory.endswith("cur"):
                 return
-            target = self.root / "cur" / seen_name(entry.base, flags)
+            target = os.path.join(self.root, "cur", seen_name(entry.base, flags))
             try:
                 os.rename(entry.path, target)
                 entry.path = target
