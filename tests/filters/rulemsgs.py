@@ -19,11 +19,14 @@ def cp1258_bytes(text: str) -> bytes:
             continue
         except UnicodeEncodeError:
             pass
-        parts = unicodedata.normalize("NFD", char)
-        try:
-            out += (unicodedata.normalize("NFC", parts[:2]) + parts[2:]).encode("cp1258")
-        except UnicodeEncodeError:
-            out += parts.encode("cp1258")
+        base, *marks = unicodedata.normalize("NFD", char)
+        for mark in marks:               # fold one mark into the base letter if the code page has it (ă, â, ê, ô, ơ, ư)
+            letter = unicodedata.normalize("NFC", base + mark)
+            if len(letter) == 1 and letter.encode("cp1258", errors="ignore"):
+                marks.remove(mark)
+                base = letter
+                break
+        out += (base + "".join(marks)).encode("cp1258")
     return bytes(out)
 
 

@@ -130,3 +130,35 @@ def test_mime_extraction_never_raises(parts):
     facts = extract(b"".join(parts))
     assert isinstance(facts.text, str) and isinstance(facts.folded, str)
     assert all(isinstance(name, str) for name in facts.attachments)
+
+
+VI_WORDS = ["khuyến", "mãi", "giảm", "giá", "chương", "trình", "lớn", "nhất", "năm", "thưởng", "trúng", "Đặc", "biệt",
+            "ưu", "đãi", "HÔM", "NAY", "Mua", "ngay"]
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.sampled_from(VI_WORDS), min_size=2, max_size=12), st.data(),
+       st.sampled_from(["utf8-base64", "utf8-nfd-qp", "cp1258-qp", "cp1258-base64"]),
+       st.sampled_from(["NFC", "NFD"]), st.booleans())
+def test_vietnamese_keyword_found_in_any_encoding(words, data, encoding, form, upper):
+    """Any run of words from the body, in either Unicode form and any case, is found after any encoding."""
+    import unicodedata
+
+    from filters.rules.engine import evaluate
+    from filters.rules.mime import fold
+    from filters.rules.model import BodyKeyword
+    from tests.filters import rulemsgs
+
+    start = data.draw(st.integers(0, len(words) - 1))
+    end = data.draw(st.integers(start + 1, len(words)))
+    keyword = unicodedata.normalize(form, " ".join(words[start:end]))
+    keyword = keyword.upper() if upper else keyword
+    text = " ".join(words)
+    if encoding == "utf8-base64":
+        raw = rulemsgs.raw_message(text.encode(), "utf-8", "base64")
+    elif encoding == "utf8-nfd-qp":
+        raw = rulemsgs.raw_message(unicodedata.normalize("NFD", text).encode(), "utf-8", "quoted-printable")
+    else:
+        cte = "base64" if encoding.endswith("base64") else "quoted-printable"
+        raw = rulemsgs.raw_message(rulemsgs.cp1258_bytes(text), "windows-1258", cte)
+    assert evaluate(BodyKeyword((fold(keyword),)), Facts(raw=raw)) is not None
