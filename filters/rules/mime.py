@@ -101,7 +101,9 @@ def _collect(msg: Message, facts: MessageFacts) -> None:
         name = _filename(part)
         if name:
             facts.attachments.append(name)
-        elif part.get_content_maintype() == "text" and size < MAX_TEXT:
+        if part.get_content_disposition() == "attachment":
+            continue
+        if part.get_content_maintype() == "text" and size < MAX_TEXT:
             text = _part_text(part)
             texts.append(text)
             size += len(text)

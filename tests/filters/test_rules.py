@@ -401,3 +401,16 @@ def test_explicit_reload_and_from_config(tmp_path):
     path.write_text('[[rule]]\nname = "x"\naction = "hold"\n[rule.when]\nhelo = "h"\n')
     flt.reload()
     assert flt.check(msg(helo="h")).action is Action.HOLD
+
+
+def test_body_text_skips_attached_files_but_reads_inline_named_parts(tmp_path):
+    from email.message import EmailMessage
+    attached = EmailMessage()
+    attached.set_content("main body")
+    attached.add_attachment("khuyến mãi in a file", filename="a.txt")
+    inline = EmailMessage()
+    inline.set_content("khuyến mãi inline", disposition="inline", filename="b.txt")
+    flt = one_rule(tmp_path, 'body_keyword = "khuyến mãi"')
+    assert not hits(flt, msg(raw=bytes(attached)))
+    assert hits(flt, msg(raw=bytes(inline)))
+    assert hits(one_rule(tmp_path, 'attachment_name = "b.txt"'), msg(raw=bytes(inline)))
