@@ -28,7 +28,7 @@ import shutil
 import threading
 from pathlib import Path
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest, values
+from prometheus_client import CollectorRegistry, Counter, Histogram, values
 from prometheus_client.core import GaugeMetricFamily
 
 log = logging.getLogger("mailpipe.metrics")

@@ -103,3 +103,20 @@ def _held(queue: dict) -> int | None:
     if queue.get("depth") is None:
         return None
     return queue["depth"] + (queue.get("unacked") or 0)
+
+
+def status_snapshot(config, spool, now: float, with_rates_source: bool = False) -> dict:
+    """One snapshot for ``queue status``: stage queues with oldest age, spool counts, destinations."""
+    from ops.queues import stage_depths
+    summary = spool_summary(spool, now)
+    queues = []
+    for q in stage_depths(config):
+        row = {"stage": q.stage, "queue": q.queue, "depth": q.depth, "unacked": q.unacked,
+               "consumers": q.consumers, "oldest_age": summary.oldest_by_stage.get(q.stage, 0.0)}
+        queues.append(row)
+    snap = {"time": now, "queues": queues, "spool": summary.counts, "spool_bytes": summary.bytes,
+            "oldest_deferred_age": summary.oldest_deferred_age,
+            "remote_destinations": [{"domain": d, "messages": n} for d, n in summary.destinations]}
+    if with_rates_source:
+        snap["published"] = published_counts(config)
+    return snap

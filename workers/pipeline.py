@@ -62,7 +62,9 @@ class Pipeline:
                 return
             if self._poisoned(entry):
                 return
-            self._run_from(entry, stage)
+            handed_to = self._run_from(entry, stage)
+        if handed_to is not None:    # publish after unlocking, or the next stage's worker finds it locked
+            self.rt.publish(handed_to, queue_id)      # if this fails, the sweeper republishes later
 
     def _poisoned(self, entry: Entry) -> bool:
         """Count a start; a previous start that never finished means a crash."""
@@ -78,7 +80,8 @@ class Pipeline:
         self.rt.spool.save(entry, durable=False)
         return False
 
-    def _run_from(self, entry: Entry, stage: str | None) -> None:
+    def _run_from(self, entry: Entry, stage: str | None) -> str | None:
+        """Run stages from ``stage``; return the stage handed over to another worker, if any."""
         recovering = entry.running > 1
         message = self.rt.spool.message(entry.id)
         while stage is not None:
@@ -106,16 +109,16 @@ class Pipeline:
                 break
             if nxt not in self.served:
                 self._hand_over(entry, nxt)
-                return
+                return nxt
             stage = nxt
         entry.running = 0
         self.rt.spool.save(entry)
+        return None
 
     def _hand_over(self, entry: Entry, stage: str) -> None:
         entry.stage = stage
         entry.running = 0
         self.rt.spool.save(entry)
-        self.rt.publish(stage, entry.id)      # if this fails, the sweeper republishes later
 
     def _defer(self, entry: Entry, stage: str, reason: str, retry_after: float | None = None) -> None:
         defer(self.rt, entry, stage, reason, retry_after)

@@ -21,26 +21,22 @@ def queue() -> None:
 
 @queue.command("status")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON snapshot.")
+@click.option("--watch", is_flag=True, help="Live view refreshed every second (Ctrl-C to stop).")
+@click.option("--interval", type=float, default=1.0, show_default=True, help="Refresh interval for --watch (s).")
+@click.option("--count", type=int, default=None, help="With --watch: stop after this many refreshes.")
 @pass_ctx
-def status(ctx: Context, as_json: bool) -> None:
-    """Depth of every stage queue and counts of deferred, held, quarantined and dead messages."""
-    from ops.queues import snapshot
-    snap = snapshot(ctx.config, ctx.spool())
+def status(ctx: Context, as_json: bool, watch: bool, interval: float, count: int | None) -> None:
+    """Depth, consumers, rates and oldest age per stage queue; deferred, held, quarantined, dead."""
+    from ops.queue_view import render_status, watch_status
+    from ops.watch import status_snapshot
+    if watch:
+        watch_status(ctx.config, ctx.spool(), interval, count)
+        return
+    snap = status_snapshot(ctx.config, ctx.spool(), time.time())
     if as_json:
         click.echo(json.dumps(snap, indent=2))
         return
-    table = Table(title="stage queues")
-    for col in ("stage", "queue", "depth", "unacked", "consumers"):
-        table.add_column(col)
-    for q in snap["queues"]:
-        table.add_row(q["stage"], q["queue"], _n(q["depth"]), _n(q["unacked"]), _n(q["consumers"]))
-    console = Console()
-    console.print(table)
-    console.print("spool: " + ", ".join(f"{k}={v}" for k, v in snap["spool"].items()))
-
-
-def _n(value) -> str:
-    return "-" if value is None else str(value)
+    Console().print(render_status(snap, None))
 
 
 def _row(entry: Entry, now: float) -> dict:

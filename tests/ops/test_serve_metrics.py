@@ -9,7 +9,6 @@ import urllib.request
 
 import pytest
 
-from ops.watch import spool_summary  # noqa: F401  (imports must work)
 from tests.ops import procs
 from tests.ops.conftest import USER
 
