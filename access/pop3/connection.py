@@ -164,7 +164,7 @@ class Connection:
             await self._perform(self.session.message_gone())
             return
         if effect.top_lines is None:
-            body, head = wire.encode(data), R.message_follows(size)
+            body, head = wire.encode_sized(data, size), R.message_follows(size)
         else:
             body, head = wire.top(data, effect.top_lines), R.top_follows()
         if effect.top_lines is None:

@@ -33,6 +33,15 @@ def encode(data: bytes) -> bytes:
     return _LINE_START_DOT.sub(b"..", data)
 
 
+def encode_sized(data: bytes, size: int) -> bytes:
+    """``encode(data)`` when its length is already known to be `size` (from LIST).
+
+    Encoding only ever inserts octets (a CR, a dot, a final CRLF), so a message
+    whose wire size equals its stored size needs no change and is not scanned.
+    """
+    return data if len(data) == size else encode(data)
+
+
 def wire_size(data: bytes) -> int:
     return len(data) if not data or _clean(data) else len(encode(data))
 

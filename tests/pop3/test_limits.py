@@ -111,12 +111,12 @@ def test_internal_error_never_reaches_the_client_and_deletes_nothing(server, mon
     server.deliver(b"Subject: x\r\n\r\nx\r\n", "boom")
     server.deliver(b"Subject: y\r\n\r\ny\r\n", "other")
 
-    def explode(data: bytes) -> bytes:
+    def explode(data: bytes, size: int) -> bytes:
         raise RuntimeError("secret /internal/path")
 
     client = server.login()
     client.dele(2)
-    monkeypatch.setattr(wire, "encode", explode)
+    monkeypatch.setattr(wire, "encode_sized", explode)
     client.sock.sendall(b"RETR 1\r\n")
     lines = _read_until_closed(client)
     assert lines == [R.INTERNAL.line()]

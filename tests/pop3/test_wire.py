@@ -56,6 +56,12 @@ def test_fuzz_encode_is_reversible_and_sized(data):
 
 
 @settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=200))
+def test_fuzz_encode_sized_equals_encode(data):
+    assert wire.encode_sized(data, wire.wire_size(data)) == wire.encode(data)
+
+
+@settings(max_examples=300, deadline=None)
 @given(st.binary(max_size=200), st.integers(0, 20))
 def test_fuzz_top_is_a_prefix_of_retr(data, lines):
     assert wire.encode(data).startswith(wire.top(data, lines))
