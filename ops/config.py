@@ -93,6 +93,7 @@ class SpamConfig(Section):
     discard_threshold: float = 20.0
     max_size: int = Field(512 * 1024, gt=0)    #: larger messages are not scanned, as spamc does
     skip_authenticated: bool = True
+    gtube_action: Literal["junk", "score"] = "junk"  #: GTUBE test mail: "junk" (lands in Junk, so the spam path can be checked end to end) or "score" (thresholds as for any mail)
     timeout: float = Field(30.0, gt=0)
     retry_after: float = Field(60.0, gt=0)
 
