@@ -43,7 +43,7 @@ class AntivirusFilter:
         except FilterUnavailable as exc:
             return self._unavailable(str(exc))
         if result.infected:
-            return Verdict(self.action, self.name, reason=f"virus {result.signature}",
+            return Verdict(self.action, self.name, reason="virus found",
                            headers=((STATUS_HEADER, f"infected ({result.signature})"),),
                            rules=(result.signature or "unknown",))
         return Verdict(Action.ACCEPT, self.name, reason="clean",

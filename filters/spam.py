@@ -7,6 +7,10 @@ that the score reaches wins): discard > quarantine > junk > tag > accept;
 spamd unavailable -> TEMPFAIL, or ACCEPT marked unscanned when
 ``on_error = "accept"``.
 
+GTUBE, SpamAssassin's test mail, scores 1000 and would be discarded by the
+default ladder; with ``gtube_junk`` (config ``gtube_action = "junk"``, the
+default) it goes to Junk instead, so an operator can watch the spam path work.
+
 Must not: do I/O itself (the client is injected), retry or touch the spool.
 Never a bounce for spam (DESIGN guarantee 5).
 """
@@ -24,6 +28,8 @@ from ops.config import SpamConfig
 STATUS_HEADER = "X-Spam-Status"
 SCORE_HEADER = "X-Spam-Score"
 FLAG_HEADER = "X-Spam-Flag"
+#: SpamAssassin's rule for its test string (GTUBE)
+GTUBE_RULE = "GTUBE"
 
 
 class SpamChecker(Protocol):
@@ -55,13 +61,14 @@ class SpamFilter:
     name = "spam"
 
     def __init__(self, client: SpamChecker, thresholds: Thresholds, on_error: Literal["defer", "accept"],
-                 retry_after: float, max_size: int, skip_authenticated: bool = True) -> None:
+                 retry_after: float, max_size: int, skip_authenticated: bool = True, gtube_junk: bool = False) -> None:
         self.client = client
         self.thresholds = thresholds
         self.on_error = on_error
         self.retry_after = retry_after
         self.max_size = max_size
         self.skip_authenticated = skip_authenticated
+        self.gtube_junk = gtube_junk
 
     def check(self, msg: FilterInput) -> Verdict:
         skip = self._skip_reason(msg)
@@ -83,6 +90,8 @@ class SpamFilter:
 
     def _verdict(self, result: SpamResult) -> Verdict:
         action = self.thresholds.action(result.score)
+        if self.gtube_junk and GTUBE_RULE in result.rules:
+            action = Action.JUNK
         is_spam = action is not Action.ACCEPT
         tests = ",".join(result.rules) or "none"
         required = self.thresholds.lowest
@@ -90,7 +99,7 @@ class SpamFilter:
         headers = [(STATUS_HEADER, status), (SCORE_HEADER, f"{result.score:.1f}")]
         if is_spam:
             headers.append((FLAG_HEADER, "YES"))
-        return Verdict(action, self.name, reason=f"score {result.score:.1f}", headers=tuple(headers),
+        return Verdict(action, self.name, reason=_reason(action, self.thresholds), headers=tuple(headers),
                        score=result.score, rules=result.rules)
 
     def _unavailable(self, detail: str) -> Verdict:
@@ -98,6 +107,14 @@ class SpamFilter:
             return Verdict(Action.ACCEPT, self.name, reason=f"unscanned: {detail}",
                            headers=((STATUS_HEADER, "No, unscanned (spamd unavailable)"),))
         return Verdict(Action.TEMPFAIL, self.name, reason=detail, retry_after=self.retry_after)
+
+
+def _reason(action: Action, thresholds: Thresholds) -> str:
+    limits = {Action.TAG: thresholds.tag, Action.JUNK: thresholds.junk,
+              Action.QUARANTINE: thresholds.quarantine, Action.DISCARD: thresholds.discard}
+    if action in limits:
+        return f"at or above the {action.value} threshold {limits[action]:.1f}"
+    return f"below every threshold (lowest {thresholds.lowest:.1f})"
 
 
 def not_configured() -> Verdict:
@@ -112,5 +129,6 @@ def from_config(cfg: SpamConfig, hostname: str) -> SpamFilter | None:
         return None
     thresholds = Thresholds(cfg.tag_threshold, cfg.junk_threshold, cfg.quarantine_threshold, cfg.discard_threshold)
     client = SpamcClient(cfg.spamd, timeout=cfg.timeout)
-    return SpamFilter(client, thresholds, cfg.on_error, cfg.retry_after, cfg.max_size, cfg.skip_authenticated)
+    return SpamFilter(client, thresholds, cfg.on_error, cfg.retry_after, cfg.max_size, cfg.skip_authenticated,
+                      gtube_junk=cfg.gtube_action == "junk")
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import zipfile
 from email.message import EmailMessage
+from email.policy import SMTP
 
 import clamd
 
@@ -21,7 +22,7 @@ def plain(body: str = "Hello Bob,\n\nThe meeting is moved to Thursday at ten.\n\
     msg["Message-ID"] = "<t1@example.org>"
     msg["Date"] = "Fri, 27 Nov 2026 10:00:00 +0000"
     msg.set_content(body)
-    return bytes(msg)
+    return msg.as_bytes(policy=SMTP)
 
 
 def with_attachment(data: bytes, filename: str, maintype: str = "application", subtype: str = "octet-stream") -> bytes:
@@ -29,7 +30,7 @@ def with_attachment(data: bytes, filename: str, maintype: str = "application", s
     msg["From"], msg["To"], msg["Subject"] = "alice@example.org", "bob@example.com", "Files"
     msg.set_content("see attached\n")
     msg.add_attachment(data, maintype=maintype, subtype=subtype, filename=filename)
-    return bytes(msg)
+    return msg.as_bytes(policy=SMTP)
 
 
 def eicar_mail() -> bytes:

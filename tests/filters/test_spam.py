@@ -41,6 +41,16 @@ def test_gtube_with_default_thresholds_is_discarded(spamd_url):
 
 
 @pytest.mark.daemons
+def test_gtube_goes_to_junk_by_default_config(daemons):
+    flt = spam.from_config(SpamConfig(spamd=daemons.spamd_tcp), "mx.test")
+    verdict = flt.check(_input(messages.gtube_mail()))
+    assert verdict.action is Action.JUNK
+    assert dict(verdict.headers)[FLAG_HEADER] == "YES"
+    scored = spam.from_config(SpamConfig(spamd=daemons.spamd_tcp, gtube_action="score"), "mx.test")
+    assert scored.check(_input(messages.gtube_mail())).action is Action.DISCARD
+
+
+@pytest.mark.daemons
 @pytest.mark.parametrize("thresholds, expected", [
     (Thresholds(tag=5, junk=5, quarantine=2000, discard=3000), Action.JUNK),
     (Thresholds(tag=5, junk=1500, quarantine=2000, discard=3000), Action.TAG),
@@ -122,6 +132,7 @@ def test_from_config():
     assert spam.from_config(SpamConfig(), "h") is None
     flt = spam.from_config(SpamConfig(spamd="tcp://127.0.0.1:7830", quarantine_threshold=12), "h")
     assert flt is not None and flt.thresholds.quarantine == 12 and flt.max_size == 512 * 1024
+    assert flt.gtube_junk is True
 
 
 def test_unreachable_client_raises_filter_unavailable():
