@@ -53,7 +53,7 @@ class Message:
             if digits.isdigit():
                 return int(digits)
         try:
-            return os.stat(Path(folder) / self.sub / self.name).st_size
+            return os.stat(f"{folder}/{self.sub}/{self.name}").st_size
         except FileNotFoundError:
             return 0
 
@@ -151,8 +151,30 @@ def read_message(folder: Path, msg: Message) -> bytes | None:
     """The message bytes, None if it was expunged meanwhile."""
     for _attempt in range(3):
         try:
-            with open(Path(folder) / msg.sub / msg.name, "rb") as fh:
+            with open(f"{folder}/{msg.sub}/{msg.name}", "rb") as fh:
                 return fh.read()
+        except FileNotFoundError:
+            found = locate(folder, msg.base)
+            if found is None:
+                return None
+            msg.sub, msg.name, msg.letters = found.sub, found.name, found.letters
+    return None
+
+
+def read_header(folder: Path, msg: Message, chunk: int = 8192) -> bytes | None:
+    """The message's header (through the empty line; whole file if it has none), None if gone."""
+    for _attempt in range(3):
+        try:
+            with open(f"{folder}/{msg.sub}/{msg.name}", "rb") as fh:
+                data = fh.read(chunk)
+                while True:
+                    end = data.find(b"\r\n\r\n")
+                    if end >= 0 or data.startswith(b"\r\n"):
+                        return data[:end + 4] if end >= 0 else data[:2]
+                    more = fh.read(chunk)
+                    if not more or len(data) > (1 << 22):
+                        return data
+                    data += more
         except FileNotFoundError:
             found = locate(folder, msg.base)
             if found is None:
@@ -169,7 +191,7 @@ def set_letters(folder: Path, msg: Message, letters: str) -> bool:
         if msg.sub == "cur" and msg.name == target:
             return True
         try:
-            os.rename(Path(folder) / msg.sub / msg.name, Path(folder) / "cur" / target)
+            os.rename(f"{folder}/{msg.sub}/{msg.name}", Path(folder) / "cur" / target)
         except FileNotFoundError:
             found = locate(folder, msg.base)
             if found is None:
@@ -184,7 +206,7 @@ def set_letters(folder: Path, msg: Message, letters: str) -> bool:
 def unlink(folder: Path, msg: Message) -> bool:
     for _attempt in range(3):
         try:
-            os.unlink(Path(folder) / msg.sub / msg.name)
+            os.unlink(f"{folder}/{msg.sub}/{msg.name}")
             return True
         except FileNotFoundError:
             found = locate(folder, msg.base)
@@ -231,7 +253,7 @@ def add_message(folder: Path, data: bytes, letters: str = "",
 def internal_date(folder: Path, msg: Message) -> float:
     for _attempt in range(2):
         try:
-            return os.stat(Path(folder) / msg.sub / msg.name).st_mtime
+            return os.stat(f"{folder}/{msg.sub}/{msg.name}").st_mtime
         except FileNotFoundError:
             found = locate(folder, msg.base)
             if found is None:

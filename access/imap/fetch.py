@@ -49,8 +49,8 @@ class Section:
         return f"BODY[{spec}]{origin}"
 
 
-def parse_items(args: tuple) -> tuple[list, bool]:
-    """(items, needs_body) from the FETCH argument list; items are names or Sections."""
+def parse_items(args: tuple) -> tuple[list, int]:
+    """(items, NEED_* of the file) from the FETCH argument list; items are names or Sections."""
     if len(args) != 1:
         raise Syntax("FETCH takes one item or a list")
     raw = args[0] if isinstance(args[0], list) else [args[0]]
@@ -63,7 +63,22 @@ def parse_items(args: tuple) -> tuple[list, bool]:
         items.append(_item(token.value))
     if not items:
         raise Syntax("empty FETCH list")
-    return items, any(i not in ("FLAGS", "UID", "RFC822.SIZE", "INTERNALDATE") for i in items)
+    return items, _need(items)
+
+
+NEED_NONE, NEED_HEADER, NEED_FULL = 0, 1, 2
+
+
+def _need(items: list) -> int:
+    """How much of the file the items read: nothing, the top-level header, or everything."""
+    need = NEED_NONE
+    for item in items:
+        if item in ("FLAGS", "UID", "RFC822.SIZE", "INTERNALDATE"):
+            continue
+        header_only = item in ("ENVELOPE", "RFC822.HEADER") or (
+            isinstance(item, Section) and not item.path and item.text.startswith("HEADER"))
+        need = max(need, NEED_HEADER if header_only else NEED_FULL)
+    return need
 
 
 def _spec(spec: str) -> tuple[tuple[int, ...], str, tuple[str, ...]]:
@@ -157,12 +172,23 @@ def envelope(part: mime.Part) -> bytes:
     return b"(" + b" ".join(items) + b")"
 
 
+# the common shapes: addr-spec, or display-name "<" addr-spec ">", without quotes, comments or groups
+_SIMPLE_ADDR = re.compile(r"^\s*(?:([^\"(),:;<>@\[\]\\]*?)\s*<([^<>\s\"(),:;@]+@[^<>\s\"(),:;@]+)>|([^<>\s\"(),:;@]+@[^<>\s\"(),:;@]+))\s*$")
+
+
+def _parse_addresses(text: str) -> list[tuple[str, str]]:
+    match = _SIMPLE_ADDR.match(text)
+    if match:
+        return [(match.group(1) or "", match.group(2) or match.group(3))]
+    return email.utils.getaddresses([text])
+
+
 def _addresses(value: bytes | None) -> bytes:
     if not value:
         return b"NIL"
     text = value.decode("utf-8", "surrogateescape")
     out = []
-    for name, addr in email.utils.getaddresses([text]):
+    for name, addr in _parse_addresses(text):
         if not addr and not name:
             continue
         local, at, host = addr.rpartition("@")

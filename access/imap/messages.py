@@ -44,6 +44,38 @@ def _load(view, uid: int) -> tuple[bytes, mime.Part] | None:
     return result
 
 
+_envelopes: OrderedDict = OrderedDict()
+ENVELOPE_CACHE = 200_000
+
+
+def _load_header(view, uid: int) -> tuple[bytes, mime.Part] | None:
+    """Only the top-level header, parsed (the body is left empty)."""
+    msg = view.msgs.get(uid)
+    if msg is None:
+        return None
+    with _parsed_lock:
+        hit = _parsed.get((str(view.path), msg.base))
+    if hit is not None:
+        return hit
+    header = mailbox.read_header(view.path, msg)
+    return None if header is None else (header, mime.parse(header))
+
+
+def _envelope(view, uid: int, loaded) -> bytes:
+    msg = view.msgs.get(uid)
+    key = (str(view.path), msg.base if msg else "")
+    with _parsed_lock:
+        hit = _envelopes.get(key)
+    if hit is not None:
+        return hit
+    value = fetch.envelope(loaded[1])
+    with _parsed_lock:
+        _envelopes[key] = value
+        if len(_envelopes) > ENVELOPE_CACHE:
+            _envelopes.popitem(last=False)
+    return value
+
+
 def _uids(s, token, by_uid: bool) -> list[int]:
     ranges = grammar.sequence_set(token)
     try:
@@ -58,7 +90,7 @@ def cmd_fetch(s, cmd, by_uid: bool = False) -> bytes:
     if len(cmd.args) < 2:
         raise Syntax("FETCH needs a sequence set and items")
     uids = _uids(s, cmd.args[0], by_uid)
-    items, needs_body = fetch.parse_items(cmd.args[1:2])
+    items, need = fetch.parse_items(cmd.args[1:2])
     if by_uid and "UID" not in items:
         items.insert(0, "UID")
     view = s.view
@@ -66,13 +98,20 @@ def cmd_fetch(s, cmd, by_uid: bool = False) -> bytes:
     for uid in uids:
         if view.seq_of(uid) is None:
             continue
-        out.append(_fetch_one(view, uid, items, needs_body))
+        out.append(_fetch_one(view, uid, items, need))
     return b"".join(out) + replies.tagged(cmd.tag, "OK", replies.OK_DONE)
 
 
-def _fetch_one(view, uid: int, items: list, needs_body: bool) -> bytes:
-    loaded = _load(view, uid) if needs_body else None
-    if needs_body and loaded is None:
+_ENVELOPE_ONLY = ("FLAGS", "UID", "RFC822.SIZE", "INTERNALDATE", "ENVELOPE")
+
+
+def _fetch_one(view, uid: int, items: list, need: int) -> bytes:
+    if need == fetch.NEED_HEADER and all(i in _ENVELOPE_ONLY for i in items) and \
+            (str(view.path), getattr(view.msgs.get(uid), "base", "")) in _envelopes:
+        loaded = (b"", None)     # every header item is the cached envelope
+    else:
+        loaded = _load(view, uid) if need == fetch.NEED_FULL else _load_header(view, uid) if need else None
+    if need and loaded is None:
         return b""
     sets_seen = not view.readonly and "S" not in view.letters.get(uid, "") and any(
         (isinstance(i, fetch.Section) and not i.peek) or i in ("RFC822", "RFC822.TEXT") for i in items)
@@ -100,7 +139,7 @@ def _item(view, uid: int, item, loaded) -> bytes:
         return b"INTERNALDATE " + fetch.internaldate(mailbox.internal_date(view.path, msg) if msg else 0)
     data, root = loaded
     rendered = {
-        "ENVELOPE": lambda: fetch.envelope(root),
+        "ENVELOPE": lambda: _envelope(view, uid, loaded),
         "BODYSTRUCTURE": lambda: fetch.bodystructure(root, True),
         "BODY": lambda: fetch.bodystructure(root, False),
         "RFC822": lambda: grammar.literal(data),
@@ -166,8 +205,10 @@ def cmd_search(s, cmd, by_uid: bool = False) -> bytes:
         cand = search.Candidate(
             seq, uid, {f.lower() for f in view.flags(uid)}, uid in view.recent,
             msg.size(view.path) if msg else 0,
-            mailbox.internal_date(view.path, msg) if msg else 0.0,
-            lambda uid=uid: (_load(view, uid) or (None, None))[1])
+            lambda msg=msg: mailbox.internal_date(view.path, msg) if msg else 0.0,
+            lambda uid=uid: (_load(view, uid) or (None, None))[1],
+            lambda uid=uid: (_load_header(view, uid) or (None, None))[1],
+            key=(str(view.path), msg.base) if msg else None)
         if pred(cand):
             hits.append(uid if by_uid else seq)
     line = "SEARCH" + "".join(f" {n}" for n in hits)

@@ -213,11 +213,15 @@ def subpart(root: Part, path: list[int]) -> Part | None:
 # -- decoding for SEARCH ----------------------------------------------------------------
 
 def normalize(text: str) -> str:
+    if text.isascii():
+        return text.lower()
     return unicodedata.normalize("NFC", text).casefold()
 
 
 def decode_header_value(value: bytes) -> str:
     text = value.decode("utf-8", "replace")
+    if "=?" not in text:
+        return text
     try:
         chunks = email.header.decode_header(text)
     except (ValueError, LookupError, binascii.Error):

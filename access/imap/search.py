@@ -11,13 +11,19 @@ Must not: read files itself; the ``Candidate`` passed in loads the message lazil
 from __future__ import annotations
 
 import email.utils
+import threading
 import time
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Callable
 
 from access.imap import grammar, mime
 from access.imap.grammar import Atom, Syntax
 
+TEXT_CACHE_CHARS = 64 << 20   #: normalised body text kept for repeated searches (characters)
+_texts: OrderedDict = OrderedDict()
+_texts_size = [0]
+_texts_lock = threading.Lock()
 MONTHS = ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")
 CHARSETS = ("UTF-8", "US-ASCII")
 
@@ -33,15 +39,30 @@ class Candidate:
     flags: set[str]             # lower-case flag names
     recent: bool
     size: int
-    internal: float
+    internal_of: Callable[[], float]
     load: Callable[[], mime.Part | None]
+    load_header: Callable[[], mime.Part | None]
     _part: mime.Part | None = None
     _loaded: bool = False
+    _header: mime.Part | None = None
+    key: object = None          #: identity of the message (immutable content) for the text cache
+
+    @property
+    def internal(self) -> float:
+        return self.internal_of()
 
     def part(self) -> mime.Part | None:
         if not self._loaded:
             self._part, self._loaded = self.load(), True
         return self._part
+
+    def header(self) -> mime.Part | None:
+        """The parsed top-level header (from the whole message if that is already loaded)."""
+        if self._loaded:
+            return self._part
+        if self._header is None:
+            self._header = self.load_header()
+        return self._header
 
 
 Pred = Callable[[Candidate], bool]
@@ -190,7 +211,7 @@ def _local_day(ts: float) -> tuple[int, int, int]:
 
 
 def _sent_day(c: Candidate) -> tuple[int, int, int] | None:
-    part = c.part()
+    part = c.header()
     value = part.get("date") if part else None
     if not value:
         return None
@@ -199,18 +220,50 @@ def _sent_day(c: Candidate) -> tuple[int, int, int] | None:
 
 
 def _header_has(c: Candidate, field: str | None, needle: str) -> bool:
+    fields = _cached(c, "h", _header_texts)
+    if fields is None:
+        return False
+    return any((field is None or name == field) and (not needle or needle in value) for name, value in fields)
+
+
+def _header_texts(c: Candidate) -> list[tuple[str, str]] | None:
+    part = c.header()
+    if part is None:
+        return None
+    return [(name, mime.normalize(mime.decode_header_value(value))) for name, value, _raw in part.fields()]
+
+
+def _body_texts(c: Candidate) -> list[str] | None:
     part = c.part()
     if part is None:
-        return False
-    for name, value, _raw in part.fields():
-        if field is None or name == field:
-            if not needle or needle in mime.normalize(mime.decode_header_value(value)):
-                return True
-    return False
+        return None
+    return [mime.normalize(text) for text in mime.texts(part)]
 
 
 def _body_has(c: Candidate, needle: str) -> bool:
-    part = c.part()
-    if part is None:
-        return False
-    return any(needle in mime.normalize(text) for text in mime.texts(part))
+    texts = _cached(c, "b", _body_texts)
+    return texts is not None and any(needle in text for text in texts)
+
+
+def _size(value: list) -> int:
+    return sum(len(v) if isinstance(v, str) else len(v[1]) + 16 for v in value)
+
+
+def _cached(c: Candidate, kind: str, compute):
+    """Normalised decoded texts of a message; message files never change, so they are cached by key."""
+    key = (c.key, kind) if c.key is not None else None
+    if key is not None:
+        with _texts_lock:
+            hit = _texts.get(key)
+            if hit is not None:
+                _texts.move_to_end(key)
+                return hit
+    value = compute(c)
+    if key is not None and value is not None:
+        with _texts_lock:
+            _texts[key] = value
+            _texts_size[0] += _size(value)
+            while _texts_size[0] > TEXT_CACHE_CHARS and _texts:
+                _old, dropped = _texts.popitem(last=False)
+                _texts_size[0] -= _size(dropped)
+    return value

@@ -20,7 +20,7 @@ import logging
 
 from access.imap import replies
 from access.imap.limits import Registry
-from access.imap.parser import CONTINUE, NEED_DATA, CommandParser
+from access.imap.parser import CONTINUE, NEED_DATA, CommandParser, Line
 from access.imap.session import Action, Env, Session
 from core.authlimit import FailureLimiter
 from core.clock import Clock
@@ -91,6 +91,20 @@ class ImapService:
             writer.close()
 
 
+# Commands that may block for long (password hashing, directory scans, reading every
+# message) run in a worker thread; the rest run on the event loop, which is cheaper
+# than a thread hand-off for short commands.
+HEAVY = frozenset({"LOGIN", "AUTHENTICATE", "SELECT", "EXAMINE", "STATUS", "SEARCH", "COPY", "MOVE",
+                   "APPEND", "RENAME", "DELETE", "EXPUNGE", "CLOSE"})
+
+
+def _heavy(event) -> bool:
+    name = getattr(event, "name", None)
+    if name == "UID" and event.args:
+        name = getattr(event.args[0], "upper", None)
+    return name in HEAVY or isinstance(event, Line)
+
+
 class _Connection:
     def __init__(self, service: ImapService, reader, writer, session: Session) -> None:
         cfg = service.config.imap
@@ -157,7 +171,10 @@ class _Connection:
                 self.writer.write(replies.continuation())
                 await self.writer.drain()
                 continue
-            outcome = await self._call(self.session.handle, event)
+            if _heavy(event):
+                outcome = await self._call(self.session.handle, event)
+            else:
+                outcome = self.session.handle(event)
             if outcome.delay:
                 await asyncio.sleep(outcome.delay)
             self.writer.write(outcome.data)
