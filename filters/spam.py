@@ -90,8 +90,9 @@ class SpamFilter:
 
     def _verdict(self, result: SpamResult) -> Verdict:
         action = self.thresholds.action(result.score)
+        reason = _reason(action, self.thresholds)
         if self.gtube_junk and GTUBE_RULE in result.rules:
-            action = Action.JUNK
+            action, reason = Action.JUNK, "GTUBE test mail goes to Junk (gtube_action)"
         is_spam = action is not Action.ACCEPT
         tests = ",".join(result.rules) or "none"
         required = self.thresholds.lowest
@@ -99,7 +100,7 @@ class SpamFilter:
         headers = [(STATUS_HEADER, status), (SCORE_HEADER, f"{result.score:.1f}")]
         if is_spam:
             headers.append((FLAG_HEADER, "YES"))
-        return Verdict(action, self.name, reason=_reason(action, self.thresholds), headers=tuple(headers),
+        return Verdict(action, self.name, reason=reason, headers=tuple(headers),
                        score=result.score, rules=result.rules)
 
     def _unavailable(self, detail: str) -> Verdict:

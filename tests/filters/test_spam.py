@@ -44,7 +44,7 @@ def test_gtube_with_default_thresholds_is_discarded(spamd_url):
 def test_gtube_goes_to_junk_by_default_config(daemons):
     flt = spam.from_config(SpamConfig(spamd=daemons.spamd_tcp), "mx.test")
     verdict = flt.check(_input(messages.gtube_mail()))
-    assert verdict.action is Action.JUNK
+    assert verdict.action is Action.JUNK and "GTUBE" in verdict.reason
     assert dict(verdict.headers)[FLAG_HEADER] == "YES"
     scored = spam.from_config(SpamConfig(spamd=daemons.spamd_tcp, gtube_action="score"), "mx.test")
     assert scored.check(_input(messages.gtube_mail())).action is Action.DISCARD
