@@ -176,6 +176,7 @@ class Connection:
     async def _start_tls(self) -> None:
         await self.writer.drain()
         self.buffer.clear()             # RFC 2595: nothing sent before TLS may be used after it
+        _discard_buffered(self.reader)
         await self.writer.start_tls(self.shared.tls_context)
         self.session.tls_started(plaintext_allowed=True)
 
@@ -202,6 +203,13 @@ class Connection:
                 await self.writer.wait_closed()
         except (Exception, asyncio.CancelledError):   # closing is best effort
             pass
+
+
+def _discard_buffered(reader: asyncio.StreamReader) -> None:
+    """Drop plaintext the stream already buffered (StreamReader has no public API for this)."""
+    buffered = getattr(reader, "_buffer", None)
+    if isinstance(buffered, bytearray):
+        buffered.clear()
 
 
 def _close_orphan(task: asyncio.Future) -> None:
