@@ -1,0 +1,182 @@
+"""TLS benchmark: plaintext MX vs implicit TLS + AUTH PLAIN submission, and TLS connection setup rate.
+
+    python -m ops.bench tls [-n 3000] [-s 5120] [-c 20] [--per-session 50] [--setups 1000]
+
+Starts a throw-away ``mailpipe serve`` (self-signed certificate, 100 users,
+free ports), then in one run measures, after a warm-up of each kind:
+
+1. plaintext accept rate: smtplib on the MX port, no AUTH;
+2. TLS accept rate: ``SMTP_SSL`` on the SMTPS port, AUTH PLAIN as the user
+   who sends (MAIL FROM its own address), same message count and size;
+3. connection setup rate: connect + TLS handshake + EHLO + AUTH PLAIN + QUIT
+   per second over ``-c`` concurrent clients.
+
+Prints JSON: both rates, their ratio (the issue asks for TLS >= 70% of
+plaintext), setups/s, and server CPU ms per message / per setup (the mailpipe
+process tree). Every loop is bounded by count and by ``--timeout``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import smtplib
+import ssl
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+from ops.bench import procstats
+from ops.bench.smtp import _bulk_users, _wait_port, free_port, make_message, percentile
+
+PASSWORD = "pw"
+
+
+def start_server(args) -> tuple[subprocess.Popen, Path, dict]:
+    from ops.commands.tls import write_pair
+    data_dir = Path(tempfile.mkdtemp(prefix="mpbench-tls-"))
+    cert, key = write_pair(data_dir / "tls", "mail.bench.test")
+    ports = {"smtp": free_port(), "submission": free_port(), "smtps": free_port()}
+    config = data_dir / "bench.toml"
+    config.write_text(
+        f'broker_url = "spool://"\nlog_level = "WARNING"\nhostname = "mail.bench.test"\n'
+        f'[ingress]\nsmtp_port = {ports["smtp"]}\nsubmission_port = {ports["submission"]}\n'
+        f'smtps_port = {ports["smtps"]}\nmax_connections_per_ip = {args.c * 4}\n'
+        f'max_messages_per_connection = {args.per_session + 10}\n'
+        f'[tls]\ncert = "{cert}"\nkey = "{key}"\n[auth]\nplaintext_on_loopback = false\n'
+        f'[imap]\nenabled = false\n[pop3]\nenabled = false\n[metrics]\nenabled = false\n'
+        f'[worker]\nconcurrency = {args.worker_threads}\nprocesses = 1\n')
+    env = dict(os.environ, MAILPIPE_DATA_DIR=str(data_dir))
+    mp = [sys.executable, "-m", "ops", "--config", str(config)]
+    subprocess.run(mp + ["domain", "add", "bench.test"], env=env, check=True, capture_output=True)
+    _bulk_users(data_dir, args.users)
+    proc = subprocess.Popen(mp + ["serve"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    _wait_port("127.0.0.1", ports["smtps"], 30)
+    return proc, data_dir, {"ports": ports, "cert": cert}
+
+
+def client_context(cert: Path) -> ssl.SSLContext:
+    context = ssl.create_default_context(cafile=str(cert))
+    context.check_hostname = False          # we connect to 127.0.0.1; the chain is still verified
+    return context
+
+
+def open_session(args, tls: bool, user: str) -> smtplib.SMTP:
+    if not tls:
+        smtp = smtplib.SMTP("127.0.0.1", args.ports["smtp"], timeout=60)
+        smtp.ehlo("bench.remote.test")
+        return smtp
+    smtp = smtplib.SMTP_SSL("127.0.0.1", args.ports["smtps"], timeout=60, context=args.context)
+    smtp.ehlo("bench.remote.test")
+    smtp.login(user, PASSWORD)
+    return smtp
+
+
+def sender(args, tls: bool, indices: list[int], latencies: list[float], errors: list[str]) -> None:
+    for start in range(0, len(indices), args.per_session):
+        batch = indices[start:start + args.per_session]
+        user = f"user{batch[0] % args.users}@bench.test"
+        try:
+            with open_session(args, tls, user) as smtp:
+                for i in batch:
+                    rcpt = f"user{i % args.users}@bench.test"
+                    t0 = time.perf_counter()
+                    smtp.sendmail(user if tls else "bench@remote.test", [rcpt], make_message(i, args.size, rcpt))
+                    latencies.append(time.perf_counter() - t0)
+        except (smtplib.SMTPException, OSError) as exc:
+            errors.append(f"{type(exc).__name__}: {exc}")
+
+
+def setups(args, count: int, done: list[float], errors: list[str]) -> None:
+    for i in range(count):
+        t0 = time.perf_counter()
+        try:
+            with open_session(args, True, f"user{i % args.users}@bench.test"):
+                pass                                          # __exit__ sends QUIT
+            done.append(time.perf_counter() - t0)
+        except (smtplib.SMTPException, OSError) as exc:
+            errors.append(f"{type(exc).__name__}: {exc}")
+
+
+def timed(args, target, shards: list) -> tuple[float, float, list[float], list[str]]:
+    """Run one thread per shard; (wall seconds, server CPU seconds, samples, errors)."""
+    samples: list[float] = []
+    errors: list[str] = []
+    cpu0 = procstats.cpu_seconds(procstats.tree(args.roots))
+    t0 = time.perf_counter()
+    threads = [threading.Thread(target=target, args=(shard, samples, errors)) for shard in shards]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(args.timeout)
+    wall = time.perf_counter() - t0
+    return wall, procstats.cpu_seconds(procstats.tree(args.roots)) - cpu0, samples, errors
+
+
+def accept_run(args, tls: bool, n: int) -> dict:
+    shards = [list(range(n))[i::args.c] for i in range(args.c)]
+    wall, cpu, lat, errors = timed(args, lambda s, l, e: sender(args, tls, s, l, e), shards)
+    return {"accepted": len(lat), "errors": len(errors), "first_error": errors[0] if errors else None,
+            "accept_rate": round(len(lat) / wall, 1), "p50_ms": round(percentile(lat, 0.5) * 1000, 2),
+            "p99_ms": round(percentile(lat, 0.99) * 1000, 2),
+            "server_cpu_ms_per_msg": round(cpu * 1000 / max(1, len(lat)), 2)}
+
+
+def setup_run(args, n: int) -> dict:
+    shards = [n // args.c + (1 if i < n % args.c else 0) for i in range(args.c)]
+    wall, cpu, done, errors = timed(args, lambda count, d, e: setups(args, count, d, e), shards)
+    return {"setups": len(done), "errors": len(errors), "first_error": errors[0] if errors else None,
+            "setups_per_s": round(len(done) / wall, 1), "p50_ms": round(percentile(done, 0.5) * 1000, 2),
+            "server_cpu_ms_per_setup": round(cpu * 1000 / max(1, len(done)), 2)}
+
+
+def progress(what: str, started: float = time.monotonic()) -> None:
+    print(f"[{time.monotonic() - started:7.1f}s] {what}", file=sys.stderr, flush=True)
+
+
+def measure(args) -> dict:
+    progress("warm-up")
+    accept_run(args, False, args.warmup)
+    accept_run(args, True, args.warmup)
+    setup_run(args, min(args.setups, 200))
+    progress("plaintext")
+    plain = accept_run(args, False, args.n)
+    progress("tls + auth")
+    tls = accept_run(args, True, args.n)
+    progress("connection setups")
+    setup = setup_run(args, args.setups)
+    progress("done")
+    ratio = tls["accept_rate"] / plain["accept_rate"] if plain["accept_rate"] else 0.0
+    return {"messages": args.n, "size": args.size, "sessions": args.c, "per_session": args.per_session,
+            "plaintext": plain, "tls_auth": tls, "tls_to_plain_ratio": round(ratio, 3),
+            "ratio_ok": ratio >= 0.7, "connection_setup": setup}
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="python -m ops.bench tls", description=__doc__.split("\n")[0])
+    parser.add_argument("-n", type=int, default=3000, help="messages per variant")
+    parser.add_argument("-s", "--size", type=int, default=5120)
+    parser.add_argument("-c", type=int, default=20, help="concurrent sessions")
+    parser.add_argument("--per-session", type=int, default=50)
+    parser.add_argument("--setups", type=int, default=1000, help="connect+TLS+EHLO+AUTH+QUIT cycles")
+    parser.add_argument("--users", type=int, default=100)
+    parser.add_argument("--warmup", type=int, default=200)
+    parser.add_argument("--timeout", type=float, default=600)
+    parser.add_argument("--worker-threads", type=int, default=4)
+    args = parser.parse_args(argv)
+    progress("starting mailpipe serve")
+    proc, data_dir, info = start_server(args)
+    args.ports, args.context, args.roots = info["ports"], client_context(info["cert"]), [proc.pid]
+    try:
+        print(json.dumps(measure(args), indent=2))
+    finally:
+        progress("stopping")
+        proc.terminate()
+        proc.wait(60)
+        shutil.rmtree(data_dir, ignore_errors=True)
+    return 0
