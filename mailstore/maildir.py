@@ -13,7 +13,6 @@ Must not: parse messages or know about protocols.
 
 from __future__ import annotations
 
-import errno
 import os
 import re
 from pathlib import Path
@@ -47,13 +46,20 @@ def ensure_folder(path: Path, *, subfolder: bool) -> None:
             marker.touch()
 
 
+_KNOWN: set[Path] = set()      # Maildirs this process has seen complete (saves stat calls per delivery)
+
+
 def ensure_maildir(root: Path) -> None:
     """Create the Maildir with its special-use folders (idempotent)."""
-    if (root / "new").is_dir() and (root / ".Junk" / "new").is_dir():
+    if root in _KNOWN:
         return
-    ensure_folder(root, subfolder=False)
-    for name in SPECIAL_FOLDERS:
-        ensure_folder(folder_path(root, name), subfolder=True)
+    if not ((root / "new").is_dir() and (root / ".Junk" / "new").is_dir()):
+        ensure_folder(root, subfolder=False)
+        for name in SPECIAL_FOLDERS:
+            ensure_folder(folder_path(root, name), subfolder=True)
+    if len(_KNOWN) > 100_000:
+        _KNOWN.clear()
+    _KNOWN.add(root)
 
 
 def delivered_name(base: str, size: int) -> str:
@@ -75,9 +81,11 @@ def deliver(root: Path, chunks: list[bytes], *, base: str, folder: str | None = 
             check_cur: bool = False) -> bool:
     """Deliver the concatenated `chunks` once under the unique `base` name.
 
-    Returns False (and writes nothing) if that name was already delivered: this
-    is what makes a redelivered task harmless. `check_cur` also scans ``cur/``
-    (needed only after a crash, when a reader may have moved the message).
+    The name is deterministic (queue ID + mailbox), so delivering again only
+    replaces the same file in ``new/``: a redelivered task cannot make a second
+    copy. After a crash (`check_cur`), ``cur/`` is checked too, because a reader
+    may have moved the first copy there; then nothing is written and the result
+    is False.
     """
     ensure_maildir(root)
     target = folder_path(root, folder)
@@ -94,15 +102,7 @@ def deliver(root: Path, chunks: list[bytes], *, base: str, folder: str | None = 
         os.fsync(fd)
     finally:
         os.close(fd)
-    try:
-        os.link(tmp, target / "new" / name)
-    except OSError as exc:
-        if exc.errno != errno.EEXIST:
-            os.unlink(tmp)
-            raise
-        os.unlink(tmp)
-        return False
-    os.unlink(tmp)
+    os.rename(tmp, target / "new" / name)
     _fsync_dir(target / "new")
     return True
 

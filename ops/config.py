@@ -71,7 +71,7 @@ class PipelineConfig(Section):
 
 
 class WorkerConfig(Section):
-    concurrency: int = Field(4, gt=0)          #: threads per worker process
+    concurrency: int = Field(8, gt=0)          #: threads per worker process
     prefetch: int = Field(1, gt=0)             #: prefetch multiplier
     processes: int = Field(1, gt=0)            #: worker processes started by `mailpipe serve`
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import os
 import signal
@@ -85,7 +86,7 @@ class Server:
         directory = Directory(config.db_url)
         spool = FilesystemSpool(config.data_dir / "spool")
         app = create_app(config)
-        self.publish = lambda stage, qid: publish(app, stage, qid)
+        self.publish = functools.partial(publish, app)
         self.tls = TlsContexts(config.tls.cert, config.tls.key)
         loop.add_signal_handler(signal.SIGHUP, self.tls.reload)
         ctx = IngressContext(config=config, directory=directory, spool=spool, publish=self.publish)

@@ -2,16 +2,23 @@
 
 Layout under ``DATA/spool``::
 
-    tmp/            writes in progress (write, fsync, rename out of here)
-    msg/<ID>        the raw message, immutable once written (also the processing lock)
-    env/<ID>.json   the Entry of a message not yet done (atomically replaced)
-    done/<ID>.json  the Entry of a finished message (trace kept for retention)
+    tmp/              entry rewrites in progress (write, fsync, rename out of here)
+    queue/<ID>        one line of JSON (the Entry as received), then the raw message;
+                      immutable once written (also the processing lock)
+    queue/<ID>.json   the current Entry, once a stage has changed it (atomically replaced)
+    done/<ID>.json    the Entry of a finished message (trace kept for retention)
 
-``create`` is durable before it returns (file fsync + directory fsync), so the
-ingress may answer 250 afterwards. ``save`` replaces the entry atomically;
-``durable=False`` skips the fsync for bookkeeping that a crash may lose
-(the ``running`` counter). ``lock`` is an fcntl lock on ``msg/<ID>``: it dies
-with its process, so a ``kill -9`` never leaves a message locked.
+``create`` writes one file and is durable before it returns (file fsync, then
+directory fsync), so the ingress may answer 250 afterwards; it writes the final
+name directly because nothing reads an ID before it is published, and a crash
+in the middle leaves only a file with a broken first line that
+``purge_orphans`` removes. A message that runs through the pipeline in one go
+never needs ``<ID>.json`` at all. ``save`` replaces
+the entry atomically. The finished entry is written without fsync: after a
+power cut the worst case is a lost trace, never a lost or doubled message,
+because delivery is durable before the entry leaves ``queue/``. ``lock`` is an
+fcntl lock on ``queue/<ID>``: it dies with its process, so a ``kill -9`` never
+leaves a message locked.
 
 Must not: know about stages, brokers or protocols.
 """
@@ -34,9 +41,8 @@ from spool.model import Entry, State
 class FilesystemSpool:
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
-        self.tmp, self.msg = self.root / "tmp", self.root / "msg"
-        self.env, self.done = self.root / "env", self.root / "done"
-        for path in (self.tmp, self.msg, self.env, self.done):
+        self.tmp, self.queue, self.done = self.root / "tmp", self.root / "queue", self.root / "done"
+        for path in (self.tmp, self.queue, self.done):
             path.mkdir(parents=True, exist_ok=True)
 
     # -- writing ---------------------------------------------------------
@@ -45,10 +51,8 @@ class FilesystemSpool:
         _check_id(entry.id)
         entry.updated_at = entry.updated_at or time.time()   # else the sweeper finds it stale at once
         try:
-            self._write(self.msg / entry.id, b"".join(chunks), durable=True)
-            self._write(self.env / f"{entry.id}.json", _dump(entry), durable=True)
-            _fsync_dir(self.msg)
-            _fsync_dir(self.env)
+            _write_new(self.queue / entry.id, [_dump(entry), b"\n", *chunks])
+            _fsync_dir(self.queue)
         except OSError as exc:
             self._discard_partial(entry.id)
             raise SpoolFull(f"spool write failed: {exc.strerror or exc}") from None
@@ -58,11 +62,11 @@ class FilesystemSpool:
         if entry.state == State.DONE:
             self._finish(entry)
             return
-        self._write(self.env / f"{entry.id}.json", _dump(entry), durable=durable)
+        self._write(self.queue / f"{entry.id}.json", _dump(entry), durable=durable)
 
     def delete(self, queue_id: str) -> None:
         _check_id(queue_id)
-        for path in (self.env / f"{queue_id}.json", self.msg / queue_id, self.done / f"{queue_id}.json"):
+        for path in (self.queue / f"{queue_id}.json", self.queue / queue_id, self.done / f"{queue_id}.json"):
             with contextlib.suppress(FileNotFoundError):
                 path.unlink()
 
@@ -71,18 +75,23 @@ class FilesystemSpool:
         """The entry (active or done); FileNotFoundError if the ID is unknown."""
         _check_id(queue_id)
         try:
-            data = (self.env / f"{queue_id}.json").read_bytes()
+            data = (self.queue / f"{queue_id}.json").read_bytes()
         except FileNotFoundError:
-            data = (self.done / f"{queue_id}.json").read_bytes()
+            try:
+                with open(self.queue / queue_id, "rb") as handle:
+                    data = handle.readline()
+            except FileNotFoundError:
+                data = (self.done / f"{queue_id}.json").read_bytes()
         return Entry.model_validate_json(data)
 
     def message(self, queue_id: str) -> bytes:
         _check_id(queue_id)
-        return (self.msg / queue_id).read_bytes()
+        data = (self.queue / queue_id).read_bytes()
+        return data[data.index(b"\n") + 1:]
 
     def ids(self) -> list[str]:
         """Queue IDs of every message not yet done, oldest first."""
-        return sorted(name[:-5] for name in os.listdir(self.env) if name.endswith(".json"))
+        return sorted(name for name in os.listdir(self.queue) if is_queue_id(name))
 
     def entries(self) -> Iterator[Entry]:
         for queue_id in self.ids():
@@ -94,10 +103,25 @@ class FilesystemSpool:
 
     def usage_bytes(self) -> int:
         total = 0
-        for name in os.listdir(self.msg):
+        for name in os.listdir(self.queue):
             with contextlib.suppress(FileNotFoundError):
-                total += (self.msg / name).stat().st_size
+                total += (self.queue / name).stat().st_size
         return total
+
+    def purge_orphans(self, older_than: float) -> int:
+        """Remove what a crash during ``create`` left: a file whose entry line is unreadable."""
+        removed = 0
+        for name in self.ids():
+            path = self.queue / name
+            with contextlib.suppress(FileNotFoundError):
+                if path.stat().st_mtime >= older_than:
+                    continue
+                try:
+                    self.load(name)
+                except ValueError:
+                    path.unlink()
+                    removed += 1
+        return removed
 
     # -- locking ---------------------------------------------------------
     @contextlib.contextmanager
@@ -105,7 +129,7 @@ class FilesystemSpool:
         """Yield True if this process now owns the message, False if another does or it is gone."""
         _check_id(queue_id)
         try:
-            fd = os.open(self.msg / queue_id, os.O_RDONLY)
+            fd = os.open(self.queue / queue_id, os.O_RDONLY)
         except FileNotFoundError:
             yield False
             return
@@ -123,11 +147,11 @@ class FilesystemSpool:
 
     # -- internals -------------------------------------------------------
     def _finish(self, entry: Entry) -> None:
-        self._write(self.done / f"{entry.id}.json", _dump(entry), durable=True)
+        self._write(self.done / f"{entry.id}.json", _dump(entry), durable=False)
         with contextlib.suppress(FileNotFoundError):
-            (self.env / f"{entry.id}.json").unlink()
+            (self.queue / f"{entry.id}.json").unlink()
         with contextlib.suppress(FileNotFoundError):
-            (self.msg / entry.id).unlink()
+            (self.queue / entry.id).unlink()
 
     def purge_done(self, older_than: float) -> int:
         removed = 0
@@ -157,9 +181,21 @@ class FilesystemSpool:
         os.replace(tmp, path)
 
     def _discard_partial(self, queue_id: str) -> None:
-        for path in (self.env / f"{queue_id}.json", self.msg / queue_id):
+        for path in (self.queue / f"{queue_id}.json", self.queue / queue_id):
             with contextlib.suppress(OSError):
                 path.unlink()
+
+
+def _write_new(path: Path, chunks: list[bytes]) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        for chunk in chunks:
+            view = memoryview(chunk)
+            while view:
+                view = view[os.write(fd, view):]
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def _dump(entry: Entry) -> bytes:

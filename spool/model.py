@@ -18,7 +18,7 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel
 
 
 class State(StrEnum):
@@ -71,7 +71,7 @@ class Entry(BaseModel):
     attempts: int = 0                              #: delivery attempts (deferrals)
     next_attempt: float | None = None
     last_error: str = ""
-    running: int = Field(0, description="runs started but not finished: >0 at start means a crash")
+    redeliveries: int = 0                          #: tasks for this message redelivered after a crash
     added_headers: list[tuple[str, str]] = []      #: prepended at delivery (filters' headers)
     folder: str | None = None                      #: deliver into this folder (e.g. "Junk")
     is_bounce: bool = False                        #: a DSN we generated (never bounced again)

@@ -81,19 +81,25 @@ def _settings(config: Config) -> dict:
 
 
 def _register_task(app: Celery, stage: str) -> None:
-    def run_stage(self, queue_id: str) -> None:
+    def run_stage(self, queue_id: str, redelivered: bool = False) -> None:
         from workers.runtime import runtime_for
-        runtime_for(self.app).pipeline.run(queue_id, stage)
+        redelivered = redelivered or bool((self.request.delivery_info or {}).get("redelivered"))
+        runtime_for(self.app).pipeline.run(queue_id, stage, redelivered)
 
     app.task(name=task_name(stage), bind=True, acks_late=True, reject_on_worker_lost=True,
              ignore_result=True)(run_stage)
 
 
-def publish(app: Celery, stage: str, queue_id: str) -> None:
-    """Put a queue ID on a stage queue; return only once the broker has it (confirmed)."""
+def publish(app: Celery, stage: str, queue_id: str, redelivered: bool = False) -> None:
+    """Put a queue ID on a stage queue; return only once the broker has it (confirmed).
+
+    ``redelivered`` marks a republish of a message that may already have been
+    worked on (the sweeper), so stages check what was already done.
+    """
     config: Config = app.mailpipe_config
     try:
-        app.send_task(task_name(stage), args=[queue_id], queue=queue_name(config, stage),
+        app.send_task(task_name(stage), args=[queue_id], kwargs={"redelivered": True} if redelivered else None,
+                      queue=queue_name(config, stage),
                       routing_key=queue_name(config, stage), ignore_result=True)
     except Exception as exc:          # kombu/amqp raise many types; all mean "not confirmed"
         raise BrokerUnavailable(f"publish to {stage} failed: {type(exc).__name__}: {exc}") from None

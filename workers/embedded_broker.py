@@ -11,7 +11,8 @@ its whole life::
                                           a consumer claims by atomic rename
                                           (only one rename can win); ack = unlink
 
-A message whose claiming process is dead (``kill -9``) goes back to ``ready``:
+A message whose claiming process is dead (``kill -9``) goes back to ``ready``,
+marked as redelivered (name suffix ``.r``, ``delivery_info["redelivered"]``):
 every consumer checks the in-flight folders of its queues at start and every
 few seconds, and ``recover_dead`` can be called by a supervisor. Clean
 shutdown and ``reject(requeue=True)`` rename back too. Routing is by routing key
@@ -38,6 +39,7 @@ from kombu.transport import TRANSPORT_ALIASES, virtual
 
 _SAFE = re.compile(r"[^A-Za-z0-9_.-]")
 RECOVER_EVERY = 2.0
+REDELIVERED = ".r"          #: name suffix of a message recovered from a dead consumer
 
 
 def queue_dir_name(queue: str) -> str:
@@ -99,8 +101,9 @@ class BrokerDir:
         for name in os.listdir(inflight):
             pid, _, original = name.partition("-")
             if pid.isdigit() and not _pid_alive(int(pid)):
+                marked = original if original.endswith(REDELIVERED) else original + REDELIVERED
                 with contextlib.suppress(FileNotFoundError):
-                    os.rename(inflight / name, self.ready(queue) / original)
+                    os.rename(inflight / name, self.ready(queue) / marked)
                     restored += 1
         return restored
 
@@ -157,6 +160,8 @@ class Channel(virtual.Channel):
             except FileNotFoundError:
                 continue                      # another consumer won this one
             payload = json.loads(claimed.read_bytes())
+            if name.endswith(REDELIVERED):
+                payload["properties"].setdefault("delivery_info", {})["redelivered"] = True
             tag = payload["properties"]["delivery_tag"]
             self._claimed[tag] = (queue, claimed)
             return payload

@@ -8,7 +8,13 @@ queue, so a deployment that runs a stage elsewhere still works: the entry is
 saved with its next stage and the queue ID is published there.
 
 A task whose entry is gone, locked by another worker, not active, or already
-past this stage is a duplicate (redelivery, sweeper) and is dropped.
+past this stage is a duplicate (redelivery, sweeper) and is dropped. A task
+the broker marks as redelivered (its worker died, or the sweeper republished
+it) counts against ``[pipeline] max_redeliveries`` and makes side-effecting
+stages check what an earlier run already did (``recovering``). A task
+the broker marks as redelivered (its worker died, or the sweeper republished
+it) counts against ``[pipeline] max_redeliveries`` and makes side-effecting
+stages check what an earlier run already did (``recovering``).
 
 Must not: implement a stage (``workers/stages``) or talk to the broker other
 than through ``runtime.publish``.
@@ -46,7 +52,7 @@ class Pipeline:
             return candidate
         return None
 
-    def run(self, queue_id: str, stage: str) -> None:
+    def run(self, queue_id: str, stage: str, redelivered: bool = False) -> None:
         spool = self.rt.spool
         with spool.lock(queue_id) as owned:
             if not owned:
@@ -60,29 +66,28 @@ class Pipeline:
                 log.info("%s: stage=%s, duplicate task dropped (state=%s, stage=%s)",
                          queue_id, stage, entry.state, entry.stage)
                 return
-            if self._poisoned(entry):
+            if redelivered and self._poisoned(entry):
                 return
-            handed_to = self._run_from(entry, stage)
+            handed_to = self._run_from(entry, stage, recovering=redelivered)
         if handed_to is not None:    # publish after unlocking, or the next stage's worker finds it locked
             self.rt.publish(handed_to, queue_id)      # if this fails, the sweeper republishes later
 
     def _poisoned(self, entry: Entry) -> bool:
-        """Count a start; a previous start that never finished means a crash."""
-        if entry.running >= self.rt.config.pipeline.max_redeliveries:
+        """Count a redelivery; too many mean the message crashes its worker: dead-letter it."""
+        entry.redeliveries += 1
+        if entry.redeliveries > self.rt.config.pipeline.max_redeliveries:
             entry.state = State.DEAD
-            entry.last_error = f"crashed {entry.running} times in stage {entry.stage}"
-            entry.running = 0
+            entry.last_error = f"redelivered {entry.redeliveries - 1} times in stage {entry.stage}"
             entry.record(self.rt.clock.now(), entry.stage, "dead", entry.last_error)
             self.rt.spool.save(entry)
             log.error("%s: stage=%s, status=dead (%s)", entry.id, entry.stage, entry.last_error)
             return True
-        entry.running += 1
-        self.rt.spool.save(entry, durable=False)
+        entry.record(self.rt.clock.now(), entry.stage, "redelivered", f"#{entry.redeliveries}")
+        self.rt.spool.save(entry)
         return False
 
-    def _run_from(self, entry: Entry, stage: str | None) -> str | None:
+    def _run_from(self, entry: Entry, stage: str | None, recovering: bool = False) -> str | None:
         """Run stages from ``stage``; return the stage handed over to another worker, if any."""
-        recovering = entry.running > 1
         message = self.rt.spool.message(entry.id)
         while stage is not None:
             entry.stage = stage
@@ -111,13 +116,11 @@ class Pipeline:
                 self._hand_over(entry, nxt)
                 return nxt
             stage = nxt
-        entry.running = 0
         self.rt.spool.save(entry)
         return None
 
     def _hand_over(self, entry: Entry, stage: str) -> None:
         entry.stage = stage
-        entry.running = 0
         self.rt.spool.save(entry)
 
     def _defer(self, entry: Entry, stage: str, reason: str, retry_after: float | None = None) -> None:

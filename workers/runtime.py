@@ -7,6 +7,7 @@ with. Tests build a ``Runtime`` directly with their own seams.
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 from pathlib import Path
@@ -67,7 +68,7 @@ def runtime_for(app: Celery) -> Runtime:
             if app.mailpipe_runtime is None:
                 from workers.app import publish
                 app.mailpipe_runtime = Runtime(
-                    app.mailpipe_config, publish=lambda stage, qid: publish(app, stage, qid),
+                    app.mailpipe_config, publish=functools.partial(publish, app),
                     served=served_stages(app))
                 log.info("worker serving stages: %s", ", ".join(sorted(app.mailpipe_runtime.pipeline.served)))
     return app.mailpipe_runtime

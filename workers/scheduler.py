@@ -5,8 +5,9 @@ One ``tick`` (every ``pipeline.sweep_interval`` seconds):
 - deferred entries whose ``next_attempt`` is due become active and their queue
   ID is published to their stage (DESIGN guarantee 4: no Celery ETA);
 - active entries whose stage has not advanced for ``pipeline.sweep_after``
-  seconds are republished (a lost broker message, a broker that lost its
-  contents); a duplicate is harmless because every stage is idempotent;
+  seconds are republished, marked as a redelivery (a lost broker message, a
+  broker that lost its contents); a duplicate is harmless because every stage
+  is idempotent;
 - traces of finished messages older than ``pipeline.trace_retention`` go.
 
 Each entry is changed under its spool lock, so a worker busy with it is left alone.
@@ -46,6 +47,7 @@ class Scheduler:
             if due or stale:
                 self._republish(entry.id, "due" if due else "sweep", result)
         result.purged = self.spool.purge_done(now - self.config.pipeline.trace_retention)
+        self.spool.purge_orphans(now - 3600)
         return result
 
     def _republish(self, queue_id: str, why: str, result: TickResult) -> None:
@@ -58,7 +60,7 @@ class Scheduler:
             entry.state, entry.next_attempt = State.ACTIVE, None
             self.spool.save(entry)
         try:
-            self.publish(entry.stage, queue_id)
+            self.publish(entry.stage, queue_id, redelivered=(why == "sweep"))
         except TransientError as exc:
             result.failed += 1
             log.warning("%s: republish to %s failed (%s); will retry", queue_id, entry.stage, exc)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import signal
 
 import click
@@ -62,7 +63,7 @@ def ingress(ctx: Context) -> None:
 
     async def main(stop: asyncio.Event) -> None:
         ictx = IngressContext(config=config, directory=directory, spool=spool,
-                              publish=lambda stage, qid: publish(app, stage, qid))
+                              publish=functools.partial(publish, app))
         servers = await start_ingress(ictx)
         await stop.wait()
         for server in servers:
@@ -80,7 +81,7 @@ def scheduler(ctx: Context) -> None:
     logs.setup(ctx.config.log_level, "mailpipe-scheduler")
     metrics_server.role_started(ctx.config, "scheduler")
     app = create_app(ctx.config)
-    sched = Scheduler(ctx.spool(), lambda stage, qid: publish(app, stage, qid), ctx.config, SystemClock())
+    sched = Scheduler(ctx.spool(), functools.partial(publish, app), ctx.config, SystemClock())
 
     async def main(stop: asyncio.Event) -> None:
         loop = asyncio.get_running_loop()

@@ -15,8 +15,8 @@ from workers.scheduler import Scheduler
 
 
 class Published(list):
-    def __call__(self, stage: str, qid: str) -> None:
-        self.append((stage, qid))
+    def __call__(self, stage: str, qid: str, redelivered: bool = False) -> None:
+        self.append((stage, qid) + (("redelivered",) if redelivered else ()))
 
 
 @pytest.fixture
@@ -69,35 +69,33 @@ def test_redelivered_and_duplicate_tasks_never_deliver_twice(rt):
     rt.pipeline.run(qid, "smtp_in")
     rt.pipeline.run(qid, "smtp_in")                               # duplicate task after completion
     assert len(delivered(rt, "alice")) == 1
-    # a crash after delivery but before the spool save: the entry still says stage=local, running=1
+    # a crash after delivery but before the spool save: the entry still says stage=local
     qid2 = spool_message(rt, "alice@example.test")
     entry = rt.spool.load(qid2)
     rt.pipeline.served = frozenset({"local"})
-    entry.stage, entry.running = "local", 0
-    rt.spool.save(entry)
+    entry.stage = "local"
     entry.recipients[0].route, entry.recipients[0].mailboxes = "local", ["alice@example.test"]
+    rt.spool.save(entry)
     from workers.stages import local
     local.run(rt, entry, rt.spool.message(qid2), False)           # the delivery that "crashed"
-    saved = rt.spool.load(qid2)
-    saved.recipients = entry.recipients
-    saved.recipients[0].status = "pending"
-    saved.running = 1
-    rt.spool.save(saved)
     assert len(delivered(rt, "alice")) == 2
-    rt.pipeline.run(qid2, "local")                                # the redelivered task
+    first = delivered(rt, "alice")[-1]
+    first.rename(first.parent.parent / "cur" / (first.name + ":2,S"))   # a reader moved it to cur/
+    rt.pipeline.run(qid2, "local", redelivered=True)              # the redelivered task
     assert len(delivered(rt, "alice")) == 2
-    assert rt.spool.load(qid2).state == State.DONE
+    done = rt.spool.load(qid2)
+    assert done.state == State.DONE and done.redeliveries == 1
 
 
 def test_poison_message_goes_dead_with_its_stage(rt):
     qid = spool_message(rt, "alice@example.test")
     entry = rt.spool.load(qid)
-    entry.running = rt.config.pipeline.max_redeliveries              # it crashed the worker that often
+    entry.redeliveries = rt.config.pipeline.max_redeliveries          # it crashed the worker that often
     rt.spool.save(entry)
-    rt.pipeline.run(qid, "smtp_in")
+    rt.pipeline.run(qid, "smtp_in", redelivered=True)
     dead = rt.spool.load(qid)
     assert dead.state == State.DEAD and dead.stage == "smtp_in"
-    assert "crashed" in dead.last_error and delivered(rt, "alice") == []
+    assert "redelivered 5 times" in dead.last_error and delivered(rt, "alice") == []
 
 
 def test_unexpected_exception_moves_to_dead_not_void(rt, monkeypatch):
@@ -149,6 +147,6 @@ def test_sweeper_republishes_a_stalled_active_message(rt):
     qid = spool_message(rt, "alice@example.test")
     entry = rt.spool.load(qid)
     entry.updated_at = rt.clock.now() - rt.config.pipeline.sweep_after - 1
-    (rt.spool.env / f"{qid}.json").write_bytes(entry.model_dump_json().encode())
+    (rt.spool.queue / f"{qid}.json").write_bytes(entry.model_dump_json().encode())
     result = Scheduler(rt.spool, rt.publish, rt.config, rt.clock).tick()
-    assert result.swept == 1 and rt.publish == [("smtp_in", qid)]
+    assert result.swept == 1 and rt.publish == [("smtp_in", qid, "redelivered")]

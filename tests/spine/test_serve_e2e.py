@@ -98,6 +98,6 @@ def test_broker_down_gives_451_and_keeps_nothing(tmp_path, broker_url):
             code, text = smtp.data(body)
         assert f"{code} {text.decode()}" == replies.BROKER_DOWN
         assert json.loads(srv.cli("queue", "list", "--json").stdout) == []
-        assert list((srv.data_dir / "spool" / "msg").iterdir()) == []
+        assert list((srv.data_dir / "spool" / "queue").iterdir()) == []
     finally:
         srv.stop()

@@ -61,7 +61,7 @@ def test_write_failure_maps_to_spoolfull(tmp_path, monkeypatch):
     with pytest.raises(SpoolFull):
         spool.create(e, [b"message"])
     monkeypatch.undo()
-    assert spool.ids() == [] and os.listdir(tmp_path / "msg") == []
+    assert spool.ids() == [] and os.listdir(tmp_path / "queue") == []
 
 
 def _hold_lock(root, qid, ready, release):
@@ -87,3 +87,13 @@ def test_lock_is_exclusive_across_processes_and_dies_with_its_owner(tmp_path):
     proc.join(10)
     with spool.lock(e.id) as owned:
         assert owned is True                                      # kill -9 released it
+
+
+def test_crash_during_create_leaves_an_orphan_that_is_purged(tmp_path):
+    spool = FilesystemSpool(tmp_path)
+    good, broken = entry(), entry()
+    spool.create(good, [b"ok"])
+    (tmp_path / "queue" / broken.id).write_bytes(b'{"id": "' + broken.id.encode())   # torn first line
+    assert spool.purge_orphans(older_than=0) == 0                  # too young: could still be in progress
+    assert spool.purge_orphans(older_than=2e9) == 1
+    assert spool.ids() == [good.id] and spool.message(good.id) == b"ok"
