@@ -110,6 +110,7 @@ def _tls(tmp: Path) -> tuple[TlsContexts, ssl.SSLContext]:
     cert.private_key_and_cert_chain_pem.write_to_path(str(tmp / "server.pem"))
     client = ssl.create_default_context()
     ca.configure_trust(client)
+    ca.cert_pem.write_to_path(str(tmp / "ca.pem"))
     return TlsContexts(tmp / "server.pem", tmp / "server.pem"), client
 
 
