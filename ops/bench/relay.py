@@ -8,7 +8,7 @@ message of this process and of smtp-sink.
 
 Must not: touch the spool or the broker. This measures the relay component
 alone (SMTP client, pooling, limits); the end-to-end figure through the
-pipeline and RabbitMQ is a separate benchmark.
+pipeline and RabbitMQ is ``--e2e`` (``ops/bench/relay_e2e.py``).
 """
 
 from __future__ import annotations
@@ -101,6 +101,9 @@ def _run(relay: Relay, args: argparse.Namespace) -> tuple[list[float], int]:
 
 
 def main(argv: list[str]) -> int:
+    if "--e2e" in argv:                    # the end-to-end benchmark through `mailpipe serve`
+        from ops.bench import relay_e2e
+        return relay_e2e.main([a for a in argv if a != "--e2e"])
     args = _args(argv)
     if not shutil.which(args.sink):
         print(f"smtp-sink not found at {args.sink} (Debian package postfix)", file=sys.stderr)
