@@ -8,6 +8,7 @@ every publish as (stage, queue id), so tests can use blocking smtplib clients.
 from __future__ import annotations
 
 import asyncio
+import shutil
 import ssl
 import threading
 from pathlib import Path
@@ -31,7 +32,10 @@ class IngressServer:
         ingress = {"smtp_port": 0, "submission_port": 0, "smtps_port": 0, "greet_pause": 0.0,
                    **overrides.pop("ingress", {})}
         auth = {"failure_delay_cap": 0.0, "plaintext_on_loopback": False, **overrides.pop("auth", {})}
-        tls = {"cert": cert[0], "key": cert[1]} if cert else {}
+        tls = {}
+        if cert:                                   # a private copy: tests may replace it (reload)
+            (tmp / "tls").mkdir(parents=True, exist_ok=True)
+            tls = {"cert": shutil.copy(cert[0], tmp / "tls"), "key": shutil.copy(cert[1], tmp / "tls")}
         self.config = Config(data_dir=tmp / "data", hostname=HOSTNAME, ingress=ingress, auth=auth,
                              tls=tls, **overrides)
         self.config.data_dir.mkdir(parents=True, exist_ok=True)
