@@ -142,3 +142,28 @@ def test_spool_and_database_checks_pass_on_a_fresh_data_dir(tmp_path):
     assert health.check_spool(config).ok
     assert health.check_database(config).ok
     assert health.check_broker(config).ok
+
+
+def test_grafana_dashboard_only_uses_metrics_mailpipe_exports(tmp_path):
+    import json
+    import re
+    from pathlib import Path
+
+    from prometheus_client import CollectorRegistry
+
+    from ops.metrics import SystemCollector, _Metrics
+    registry = CollectorRegistry()
+    _Metrics(registry)
+    exported = set()
+    for family in registry.collect():
+        exported |= {s.name for s in family.samples} | {family.name}
+    config = config_for(tmp_path, antivirus={"clamd": f"tcp://127.0.0.1:{procs.free_port()}"})
+    exported |= {family.name for family in SystemCollector(config).collect()}
+    counters = {"mailpipe_ingress_rejected", "mailpipe_stage_processed", "mailpipe_verdicts", "mailpipe_delivered",
+                "mailpipe_deferred", "mailpipe_queue_published"}
+    exported |= {f"{name}_total" for name in counters}
+    exported |= {"mailpipe_stage_duration_seconds_bucket"}
+    dashboard = json.loads((Path(__file__).resolve().parents[2] / "ops" / "grafana-dashboard.json").read_text())
+    used = {name for panel in dashboard["panels"] for target in panel["targets"]
+            for name in re.findall(r"mailpipe_[a-z_]+", target["expr"])}
+    assert used and used <= exported, used - exported
