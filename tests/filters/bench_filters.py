@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import random
+import shutil
 import statistics
 import tempfile
 import time
@@ -85,6 +86,7 @@ def main() -> None:
                 print(f"{name:10s} {measure(flt.check, messages(args.count, next(seeds)), clients)}")
     finally:
         avspam.stop(root)
+        shutil.rmtree(root, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ then it fails, because CI must run the real daemons.
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -28,3 +29,4 @@ def daemons():
         yield started
     finally:
         avspam.stop(root)
+        shutil.rmtree(root, ignore_errors=True)

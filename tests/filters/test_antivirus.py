@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -106,6 +107,7 @@ def own_clamd(tmp_path_factory):
     avspam.wait_clamd(f"tcp://127.0.0.1:{port}")
     yield root, port
     avspam.stop(root)
+    shutil.rmtree(root, ignore_errors=True)
 
 
 def test_clamd_stopped_mid_run_then_back(own_clamd):

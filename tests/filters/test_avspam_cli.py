@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -42,3 +43,4 @@ def test_start_prints_env_and_stop_ends_both(daemons):          # daemons: skip/
     assert not any(_alive(pid) for pid in pids)
     assert (root / "clamav-db" / "custom.ndb").read_text().count("Custom.Test.") == 2
     assert avspam.TEST_MARKER.hex() in (root / "clamav-db" / "custom.ndb").read_text()
+    shutil.rmtree(root, ignore_errors=True)
