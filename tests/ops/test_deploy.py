@@ -46,7 +46,7 @@ def test_systemd_units_pass_systemd_analyze_verify(tmp_path):
 
 def test_worker_template_runs_the_instance_stage():
     text = (UNITS / "mailpipe-worker@.service").read_text()
-    assert f"ExecStart={INSTALLED_AS} worker --stages %i --name %i" in text
+    assert f"ExecStart={INSTALLED_AS} worker --stages %i --name %p-%i" in text
     assert "EnvironmentFile=-/etc/mailpipe/worker-%i.env" in text
 
 
