@@ -37,17 +37,18 @@ def parse_endpoint(url: str) -> Endpoint:
         path = url[len("unix:"):]
         if path.startswith("//"):
             path = path[2:]
-        if not path.startswith("/") or len(path.encode()) > MAX_UNIX_PATH:
+        if not path.startswith("/") or "\0" in path or len(path.encode("utf-8", "replace")) > MAX_UNIX_PATH:
             raise ConfigError(f"{url!r}: expected unix:/absolute/path shorter than 108 bytes")
         return Endpoint(path=path)
-    parts = urlsplit(url)
     try:
-        port = parts.port
+        parts = urlsplit(url)
+        host, port = parts.hostname, parts.port
     except ValueError:
-        port = None
-    if parts.scheme != "tcp" or not parts.hostname or not port or parts.path not in ("", "/"):
+        host = port = None
+    if (not url.startswith("tcp://") or not host or not port or parts.path not in ("", "/")
+            or any(c.isspace() or c == "\0" for c in host)):
         raise ConfigError(f"{url!r}: expected tcp://host:port or unix:/path")
-    return Endpoint(host=parts.hostname, port=port)
+    return Endpoint(host=host, port=port)
 
 
 def connect(endpoint: Endpoint, timeout: float, sock_class: type[socket.socket] = socket.socket) -> socket.socket:
@@ -56,7 +57,10 @@ def connect(endpoint: Endpoint, timeout: float, sock_class: type[socket.socket] 
         sock = sock_class(socket.AF_UNIX, socket.SOCK_STREAM)
         target: object = endpoint.path
     else:
-        info = socket.getaddrinfo(endpoint.host, endpoint.port, type=socket.SOCK_STREAM)
+        try:
+            info = socket.getaddrinfo(endpoint.host, endpoint.port, type=socket.SOCK_STREAM)
+        except UnicodeError as exc:          # an unencodable host name is a lookup failure
+            raise socket.gaierror(f"bad host name {endpoint.host!r}: {exc}") from None
         family, _, _, _, target = info[0]
         sock = sock_class(family, socket.SOCK_STREAM)
     try:

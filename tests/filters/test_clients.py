@@ -97,3 +97,11 @@ def test_not_configured_verdicts_pass_and_say_so():
     assert av.action is Action.ACCEPT and "not configured" in dict(av.headers)["X-Virus-Status"]
     sp = spam.not_configured()
     assert sp.action is Action.ACCEPT and "not configured" in dict(sp.headers)["X-Spam-Status"]
+
+
+@pytest.mark.parametrize("url", ["tcp://a..b.invalid:3310", "tcp://" + "x" * 70 + ".invalid:3310"])
+def test_unresolvable_host_is_unavailable_not_a_crash(url):
+    with pytest.raises(FilterUnavailable):
+        ClamdClient(url, timeout=2).scan(b"x")
+    with pytest.raises(FilterUnavailable):
+        SpamcClient(url, timeout=2).check(b"x")
