@@ -8,7 +8,11 @@ A recipient in any other domain is relay, allowed only to authenticated
 clients and ``trusted_networks`` (else 554 5.7.1). Address tricks that other
 MTAs once routed (``%`` hacks, bang paths, source routes, quoted local parts
 containing ``@``) are never routed by mailpipe: such an address simply names a
-local part that does not exist.
+local part that does not exist. In a local domain, a local part containing
+``% ! @ : " \\`` is refused as unknown outright. Source routes were already
+dropped by the grammar (so ``<@local:user@foreign>`` is plain foreign relay),
+trailing dots are a syntax error there, domains compare case-insensitively, and
+address literals (``user@[192.0.2.1]``) are never local: they are relay.
 """
 
 from __future__ import annotations

@@ -23,14 +23,16 @@ Must not: do I/O, look at the clock, or know about the spool or directory.
 
 from __future__ import annotations
 
-import binascii
 import enum
-from base64 import b64decode
-from dataclasses import dataclass, field
-
 from ingress import replies
 from ingress.data import DataReader
+from ingress.events import (AuthRequest, Close, Envelope, MailRequest, MessageRequest, Output, RcptRequest,
+                            Reply, Request, Session, Settings, StartTls)
 from ingress.grammar import OBSOLETE_VERBS, Command, Verb, parse_command
+from ingress.sasl import SaslExchange
+
+__all__ = ["ALLOWED", "AuthRequest", "Close", "Envelope", "MailRequest", "MessageRequest", "Output",
+           "RcptRequest", "Reply", "Session", "Settings", "SmtpCore", "StartTls", "State"]
 
 
 class State(enum.Enum):
@@ -61,85 +63,6 @@ KNOWN_MAIL_PARAMS = frozenset({"SIZE", "BODY", "SMTPUTF8", "AUTH"})
 BODY_VALUES = frozenset({"7BIT", "8BITMIME"})
 
 
-@dataclass(frozen=True)
-class Settings:
-    hostname: str
-    max_size: int
-    max_header_size: int = 1024 * 1024
-    max_recipients: int = 100
-    max_line: int = 1000
-    max_errors: int = 10
-    max_messages: int = 1000
-    tls_available: bool = False        #: STARTTLS may be offered (a context exists, not yet active)
-    plaintext_auth: bool = False       #: password auth allowed without TLS (loopback + config)
-    auth_required: bool = False        #: submission: MAIL needs AUTH first
-
-
-@dataclass
-class Session:
-    """The connection (names as aiosmtpd's, which ``ingress.server`` relies on)."""
-    peer: tuple | None = None
-    host_name: str | None = None
-    extended_smtp: bool = False
-    ssl: bool = False
-    authenticated: bool = False
-    auth_data: str | None = None       #: the canonical address after AUTH
-
-
-@dataclass
-class Envelope:
-    """One mail transaction."""
-    mail_from: str | None = None
-    mail_options: tuple = ()
-    smtputf8: bool = False
-    rcpt_tos: list[str] = field(default_factory=list)
-    rcpt_options: list[tuple] = field(default_factory=list)
-    original_content: bytes | None = None
-
-
-@dataclass(frozen=True)
-class Reply:
-    text: str
-
-
-@dataclass(frozen=True)
-class StartTls:
-    pass
-
-
-@dataclass(frozen=True)
-class Close:
-    pass
-
-
-@dataclass(frozen=True)
-class AuthRequest:
-    username: str
-    password: str = field(repr=False)
-    authzid: str = ""
-
-
-@dataclass(frozen=True)
-class MailRequest:
-    address: str
-    params: tuple
-
-
-@dataclass(frozen=True)
-class RcptRequest:
-    address: str
-    params: tuple
-
-
-@dataclass(frozen=True)
-class MessageRequest:
-    envelope: Envelope
-
-
-Output = Reply | StartTls | Close | AuthRequest | MailRequest | RcptRequest | MessageRequest
-Request = AuthRequest | MailRequest | RcptRequest | MessageRequest
-
-
 def is_error(reply: str) -> bool:
     return reply[:1] in ("4", "5")
 
@@ -156,7 +79,7 @@ class SmtpCore:
         self._discarding = False          # inside an over-long line
         self._data: DataReader | None = None
         self._pending: Request | None = None
-        self._sasl: tuple[str, list[str]] | None = None   # (mechanism, answers so far)
+        self._sasl: SaslExchange | None = None
         self._out: list[Output] = []
 
     # -- API for the I/O shell -------------------------------------------
@@ -405,52 +328,31 @@ class SmtpCore:
             self._reply(replies.AUTH_NEEDS_TLS)
             return
         mechanism, _, initial = command.argument.partition(" ")
-        mechanism = mechanism.upper()
-        if mechanism not in ("PLAIN", "LOGIN") or " " in initial.strip():
-            self._reply(replies.AUTH_MECHANISM if mechanism else replies.SYNTAX_AUTH)
+        if not mechanism or " " in initial.strip():
+            self._reply(replies.SYNTAX_AUTH)
             return
-        self._sasl = (mechanism, [])
-        if initial.strip():
-            self._sasl_line(initial.strip().encode("ascii", "replace"))
-        else:
-            self._challenge()
-
-    def _challenge(self) -> None:
-        mechanism, answers = self._sasl
-        prompt = "" if mechanism == "PLAIN" else ("VXNlcm5hbWU6" if not answers else "UGFzc3dvcmQ6")
-        self._out.append(Reply(f"334 {prompt}"))
-        self.state = State.AUTH
+        exchange = SaslExchange.start(mechanism)
+        if exchange is None:
+            self._reply(replies.AUTH_MECHANISM)
+            return
+        self._sasl = exchange
+        self._sasl_step(initial.strip().encode("ascii", "replace") if initial.strip() else None)
 
     def _sasl_line(self, line: bytes) -> None:
-        mechanism, answers = self._sasl
-        self.state = State.READY
-        if line.strip() == b"*":
-            self._sasl = None
-            self._reply(replies.AUTH_CANCELLED)
-            return
-        try:
-            raw = line.strip()
-            decoded = "" if raw == b"=" else b64decode(raw, validate=True).decode("utf-8")
-        except (binascii.Error, ValueError):
-            self._sasl = None
-            self._reply(replies.AUTH_BAD_BASE64)
-            return
-        answers.append(decoded)
-        if mechanism == "LOGIN" and len(answers) < 2:
-            self._challenge()
-            return
-        self._sasl = None
-        self._sasl_done(mechanism, answers)
+        self._sasl_step(line.strip())
 
-    def _sasl_done(self, mechanism: str, answers: list[str]) -> None:
-        if mechanism == "LOGIN":
-            self._request(AuthRequest(answers[0], answers[1]))
-            return
-        parts = answers[0].split("\x00")
-        if len(parts) != 3 or not parts[1]:
-            self._reply(replies.AUTH_FAILED)
-            return
-        self._request(AuthRequest(parts[1], parts[2], authzid=parts[0]))
+    def _sasl_step(self, line: bytes | None) -> None:
+        result = self._sasl.step(line)
+        self.state = State.READY
+        if isinstance(result, AuthRequest):
+            self._sasl = None
+            self._request(result)
+        elif result.startswith("334"):
+            self._out.append(Reply(result))
+            self.state = State.AUTH
+        else:
+            self._sasl = None
+            self._reply(result)
 
     # -- after a request --------------------------------------------------
     def _after(self, request: Request, reply: str, identity: str | None) -> State:
