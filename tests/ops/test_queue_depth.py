@@ -7,9 +7,12 @@ stage, scheduler); the spam worker is stopped, its queue grows, and drains when 
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from tests.ops import procs
+from tests.ops.test_serve_metrics import scrape
 from tests.ops.conftest import USER, add_accounts
 
 STAGES = ("smtp_in", "antivirus", "spam", "rules", "route", "local", "remote")
@@ -26,9 +29,9 @@ class Roles:
         add_accounts(self.config)
         self.running: dict[str, object] = {}
 
-    def start(self, name: str, *args: str) -> None:
+    def start(self, name: str, *args: str, metrics: bool = False) -> None:
         log = self.root / f"{name}.log"
-        self.running[name] = procs.start(self.config, *args, log=log, env=NO_METRICS)
+        self.running[name] = procs.start(self.config, *args, log=log, env=None if metrics else NO_METRICS)
 
     def start_worker(self, stages: str) -> None:
         self.start(f"worker-{stages}", "worker", "--stages", stages, "-c", "2", "--name", f"w-{stages}")
@@ -45,8 +48,10 @@ class Roles:
         return path.read_text(errors="replace") if path.exists() else ""
 
     def start_ingress(self) -> None:
-        self.start("ingress", "ingress")
-        procs.wait_for(lambda: "listening on" in self.log("ingress"), 60, "ingress listening")
+        """The ingress alone serves its own metrics on the configured port."""
+        self.start("ingress", "ingress", metrics=True)
+        procs.wait_for(lambda: "listening on" in self.log("ingress") and procs.port_open(self.ports["metrics.port"]),
+                       60, "ingress listening")
 
     def status(self) -> dict:
         return procs.status_json(self.config)
@@ -67,6 +72,17 @@ def test_embedded_depth_counts_messages_held_back_by_a_stopped_stage(tmp_path):
         antivirus = next(q for q in snap["queues"] if q["stage"] == "antivirus")
         assert antivirus["unacked"] == 0
         assert procs.maildir_count(roles.data_dir) == 0
+        own = scrape(roles.ports["metrics.port"])          # the standalone ingress's own endpoint
+        assert own["mailpipe_ingress_accepted_total"] == 5
+        assert own['mailpipe_queue_published_total{queue="smtp_in"}'] == 5
+        assert "mailpipe_queue_depth" not in " ".join(own)  # system gauges only on scheduler/serve
+        watch = procs.mailpipe(roles.config, "queue", "status", "--watch", "--count", "1", "--interval", "0.2",
+                               env={"COLUMNS": "120"})
+        assert watch.returncode == 0, watch.stderr
+        assert "in/s" in watch.stdout and "oldest deferred" in watch.stdout and "destinations" in watch.stdout
+        # depth 5, unacked 0, consumers unknown (embedded), in/out from the ingress's counters: 0 while idle
+        row = r"antivirus\s+\W\s+antivirus\s+\W\s+5\s+\W\s+0\s+\W\s+-\s+\W\s+0\.0\s+\W\s+0\.0\s+\W"
+        assert re.search(row, watch.stdout), watch.stdout
         roles.start_worker("antivirus,spam,rules,route,local,remote")
         procs.wait_for(lambda: procs.maildir_count(roles.data_dir) == 5, 60, "the held mail delivered")
         assert procs.depth(roles.status(), "antivirus") == 0
