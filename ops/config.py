@@ -76,12 +76,28 @@ class WorkerConfig(Section):
     processes: int = Field(1, gt=0)            #: worker processes started by `mailpipe serve`
 
 
+def _daemon_url(value: str | None) -> str | None:
+    """clamd/spamd address: "tcp://host:port" or "unix:/path" (checked when the config is loaded)."""
+    from filters.endpoint import parse_endpoint
+    if value is not None:
+        try:
+            parse_endpoint(value)
+        except ConfigError:
+            raise ValueError('expected "tcp://host:port" or "unix:/path"') from None
+    return value
+
+
 class AntivirusConfig(Section):
     clamd: str | None = None                   #: "tcp://host:port" or "unix:/path"; None = not configured
     on_error: Literal["defer", "accept"] = "defer"   #: clamd unreachable: wait (fail closed) or accept unscanned
     action: Literal["quarantine", "discard"] = "quarantine"  #: what happens to infected mail
     timeout: float = Field(30.0, gt=0)
     retry_after: float = Field(60.0, gt=0)     #: first retry when clamd is down (s), doubling
+
+    @field_validator("clamd")
+    @classmethod
+    def _clamd_url(cls, value: str | None) -> str | None:
+        return _daemon_url(value)
 
 
 class SpamConfig(Section):
@@ -96,6 +112,11 @@ class SpamConfig(Section):
     gtube_action: Literal["junk", "score"] = "junk"  #: GTUBE test mail: "junk" (lands in Junk, so the spam path can be checked end to end) or "score" (thresholds as for any mail)
     timeout: float = Field(30.0, gt=0)
     retry_after: float = Field(60.0, gt=0)
+
+    @field_validator("spamd")
+    @classmethod
+    def _spamd_url(cls, value: str | None) -> str | None:
+        return _daemon_url(value)
 
 
 class RulesConfig(Section):

@@ -7,6 +7,7 @@ import tempfile
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 
 from core.errors import ConfigError, FilterUnavailable
 from filters import antivirus
@@ -134,5 +135,7 @@ def test_from_config():
     assert antivirus.from_config(AntivirusConfig(), "h") is None
     flt = antivirus.from_config(AntivirusConfig(clamd="unix:/run/x.sock", action="discard"), "h")
     assert flt is not None and flt.action is Action.DISCARD and flt.on_error == "defer"
+    with pytest.raises(ValidationError, match="tcp://host:port"):
+        AntivirusConfig(clamd="http://x")
     with pytest.raises(ConfigError):
-        antivirus.from_config(AntivirusConfig(clamd="http://x"), "h")
+        antivirus.from_config(AntivirusConfig.model_construct(clamd="http://x"), "h")

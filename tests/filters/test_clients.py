@@ -105,3 +105,11 @@ def test_unresolvable_host_is_unavailable_not_a_crash(url):
         ClamdClient(url, timeout=2).scan(b"x")
     with pytest.raises(FilterUnavailable):
         SpamcClient(url, timeout=2).check(b"x")
+
+
+@pytest.mark.parametrize("section, key", [("antivirus", "clamd"), ("spam", "spamd")])
+def test_bad_daemon_address_fails_at_config_load(section, key):
+    from ops.config import load
+    with pytest.raises(ConfigError, match=rf"{section}\.{key} = 'localhost:3310'"):
+        load(None, **{section: {key: "localhost:3310"}})
+    assert getattr(load(None, **{section: {key: "unix:/run/d.sock"}}), section).model_dump()[key] == "unix:/run/d.sock"
