@@ -104,7 +104,8 @@ class Connection:
             self.idle.touch()
             self.buffer.feed(data)
             await self._lines()
-            await self.idle.wait(self.writer.drain())
+            if self._queued() > DRAIN_OVER:
+                await self.idle.wait(self.writer.drain())
 
     async def _lines(self) -> None:
         while self.session.state is not State.CLOSED:

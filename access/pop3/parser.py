@@ -37,6 +37,8 @@ class LineTooLong(Pop3SyntaxError):
 
 
 class Verb(enum.Enum):
+    __hash__ = object.__hash__      # members are singletons; Enum's hash is slow Python code
+
     USER = "USER"
     PASS = "PASS"
     AUTH = "AUTH"

@@ -28,6 +28,8 @@ from access.pop3.parser import Verb
 
 
 class State(enum.Enum):
+    __hash__ = object.__hash__      # members are singletons; Enum's hash is slow Python code
+
     AUTHORIZATION = "authorization"
     SASL = "sasl"
     CHECKING = "checking"
@@ -38,6 +40,8 @@ class State(enum.Enum):
 
 
 class Trigger(enum.Enum):
+    __hash__ = object.__hash__
+
     SASL_CONTINUE = "sasl-continue"   # AUTH needs another client response
     SASL_ABORT = "sasl-abort"         # "*" or malformed response
     CREDENTIALS = "credentials"       # PASS, or the last SASL response
