@@ -55,7 +55,8 @@ class _Lines:
         start = self.rule_starts[index]
         end = self.rule_starts[index + 1] if index + 1 < len(self.rule_starts) else len(self.lines) + 1
         if key:
-            pattern = re.compile(rf"^\s*(?:{re.escape(key)}\s*=|\[\s*rule\.{re.escape(key)}\b)|[{{,]\s*{re.escape(key)}\s*=")
+            name = re.escape(key)
+            pattern = re.compile(rf"^\s*(?:{name}\s*=|\[\s*rule\.(?:[\w.]+\.)?{name}\s*\])|[{{,]\s*{name}\s*=")
             for number in range(start, end):
                 if pattern.search(self.lines[number - 1]):
                     return number

@@ -414,3 +414,14 @@ def test_body_text_skips_attached_files_but_reads_inline_named_parts(tmp_path):
     assert not hits(flt, msg(raw=bytes(attached)))
     assert hits(flt, msg(raw=bytes(inline)))
     assert hits(one_rule(tmp_path, 'attachment_name = "b.txt"'), msg(raw=bytes(inline)))
+
+
+def test_error_in_sub_table_names_its_line(tmp_path):
+    path = tmp_path / "sub.toml"
+    path.write_text('[[rule]]\nname = "a"\naction = "junk"\n[rule.when]\nhelo = "x"\n[rule.when.not]\n'
+                    'client_ip = "10.0.0.0/8"\n[rule.when.header]\nname = "Subject"\nregex = "(bad"\n')
+    from filters.rules.tool import check_file
+    errors = check_file(path)
+    assert len(errors) == 1 and errors[0].startswith(f"{path}:10: ") and "bad regular expression" in errors[0]
+    path.write_text(path.read_text().replace('"(bad"', '"ok"').replace('"10.0.0.0/8"', '"10.0.0.300/8"'))
+    assert check_file(path)[0].startswith(f"{path}:7: ")
