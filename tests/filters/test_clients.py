@@ -113,3 +113,15 @@ def test_bad_daemon_address_fails_at_config_load(section, key):
     with pytest.raises(ConfigError, match=rf"{section}\.{key} = 'localhost:3310'"):
         load(None, **{section: {key: "localhost:3310"}})
     assert getattr(load(None, **{section: {key: "unix:/run/d.sock"}}), section).model_dump()[key] == "unix:/run/d.sock"
+
+
+def test_docs_filters_config_example_loads(tmp_path):
+    from pathlib import Path
+
+    from ops.config import load
+    text = (Path(__file__).resolve().parents[2] / "docs" / "filters.md").read_text(encoding="utf-8")
+    block = text.split("```\n", 2)[1]
+    path = tmp_path / "mailpipe.toml"
+    path.write_text(block, encoding="utf-8")
+    config = load(path)
+    assert config.antivirus.clamd == "tcp://127.0.0.1:3310" and config.spam.gtube_action == "junk"
