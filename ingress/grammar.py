@@ -41,6 +41,7 @@ class Verb(enum.Enum):
     SOML = "SOML"
     SAML = "SAML"
     TURN = "TURN"
+    BDAT = "BDAT"
 
 
 OBSOLETE_VERBS = frozenset({Verb.SEND, Verb.SOML, Verb.SAML, Verb.TURN})
@@ -53,6 +54,8 @@ class Command:
     argument: str = ""                                  #: text after the verb (HELO name, AUTH args...)
     address: str | None = None                          #: MAIL/RCPT mailbox ("" = null sender)
     params: tuple[tuple[str, str | None], ...] = ()     #: ESMTP parameters, keywords upper-cased
+    chunk_size: int = 0                                 #: BDAT: octets that follow the command line
+    last: bool = False                                  #: BDAT ... LAST
 
 
 # UTF8-non-ascii (RFC 6531 3.3) is any decoded character above U+007F.
@@ -90,6 +93,9 @@ NULL_PATH = "<>"
 # esmtp-keyword = (ALPHA / DIGIT) *(ALPHA / DIGIT / "-")
 # esmtp-value = 1*(%d33-60 / %d62-126) (/ UTF8-non-ascii, RFC 6531 3.3)
 PARAM_RE = re.compile(rf"(?P<key>[A-Za-z0-9][A-Za-z0-9\-]*)(?:=(?P<value>[\x21-\x3c\x3e-\x7e{_U}]+))?")
+# bdat-cmd = "BDAT" SP chunk-size [ SP end-marker ] CRLF ; chunk-size = 1*DIGIT ; end-marker = "LAST"
+#                                                                       (RFC 3030 4)
+BDAT_RE = re.compile(r"(?P<size>[0-9]{1,15})(?: (?P<last>[Ll][Aa][Ss][Tt]))?")
 # Rcpt special cases: "<Postmaster@" Domain ">" / "<Postmaster>"
 POSTMASTER = "<postmaster>"
 
@@ -125,6 +131,11 @@ def _parse_arguments(verb: Verb, rest: str) -> Command | str:
         return _parse_path(verb, rest, "FROM:", allow_null=True)
     if verb is Verb.RCPT:
         return _parse_path(verb, rest, "TO:", allow_null=False)
+    if verb is Verb.BDAT:
+        match = BDAT_RE.fullmatch(rest)
+        if match is None:
+            return replies.SYNTAX_BDAT
+        return Command(verb, chunk_size=int(match.group("size")), last=match.group("last") is not None)
     return Command(verb, argument=rest.strip())
 
 

@@ -24,7 +24,9 @@ Must not: do I/O, look at the clock, or know about the spool or directory.
 from __future__ import annotations
 
 import enum
+from dataclasses import dataclass
 from ingress import replies
+from ingress.chunks import ChunkCollector
 from ingress.data import DataReader
 from ingress.events import (AuthRequest, Close, Envelope, MailRequest, MessageRequest, Output, RcptRequest,
                             Reply, Request, Session, Settings, StartTls)
@@ -41,12 +43,14 @@ class State(enum.Enum):
     MAIL = "mail"            # MAIL accepted, no recipient yet
     RCPT = "rcpt"            # at least one recipient accepted
     DATA = "data"            # reading message content
+    CHUNK = "chunk"          # reading the octets of one BDAT chunk
+    CHUNKS = "chunks"        # between BDAT chunks (more may follow)
     AUTH = "auth"            # waiting for a SASL response line
     WAIT = "wait"            # a request is out; input waits
     CLOSED = "closed"
 
 
-_ANY = frozenset({State.FRESH, State.READY, State.MAIL, State.RCPT})
+_ANY = frozenset({State.FRESH, State.READY, State.MAIL, State.RCPT, State.CHUNKS})
 #: The one table of legal (verb, state) pairs; anything else is 503.
 ALLOWED: dict[Verb, frozenset[State]] = {
     Verb.HELO: _ANY, Verb.EHLO: _ANY, Verb.RSET: _ANY, Verb.NOOP: _ANY, Verb.QUIT: _ANY,
@@ -56,8 +60,10 @@ ALLOWED: dict[Verb, frozenset[State]] = {
     Verb.MAIL: frozenset({State.READY}),
     Verb.RCPT: frozenset({State.MAIL, State.RCPT}),
     Verb.DATA: frozenset({State.RCPT}),
+    Verb.BDAT: frozenset({State.RCPT, State.CHUNKS}),
 }
 _SEQUENCE_REPLY = {Verb.MAIL: replies.NEED_HELO, Verb.RCPT: replies.NEED_MAIL, Verb.DATA: replies.NEED_RCPT,
+                   Verb.BDAT: replies.NEED_RCPT,
                    Verb.AUTH: replies.NEED_HELO, Verb.STARTTLS: replies.BAD_SEQUENCE}
 KNOWN_MAIL_PARAMS = frozenset({"SIZE", "BODY", "SMTPUTF8", "AUTH"})
 BODY_VALUES = frozenset({"7BIT", "8BITMIME"})
@@ -80,6 +86,8 @@ class SmtpCore:
         self._data: DataReader | None = None
         self._pending: Request | None = None
         self._sasl: SaslExchange | None = None
+        self._chunks: ChunkCollector | None = None
+        self._chunk: _Chunk | None = None
         self._out: list[Output] = []
 
     # -- API for the I/O shell -------------------------------------------
@@ -100,7 +108,7 @@ class SmtpCore:
 
     @property
     def in_data(self) -> bool:
-        return self.state is State.DATA
+        return self.state in (State.DATA, State.CHUNK)
 
     def receive(self, data: bytes) -> list[Output]:
         self._buf += data
@@ -129,6 +137,10 @@ class SmtpCore:
         while self.state not in (State.WAIT, State.CLOSED):
             if self.state is State.DATA:
                 if not self._feed_data():
+                    break
+                continue
+            if self.state is State.CHUNK:
+                if not self._feed_chunk():
                     break
                 continue
             line = self._next_line()
@@ -186,8 +198,15 @@ class SmtpCore:
     # -- commands ----------------------------------------------------------
     def _command(self, line: bytes) -> None:
         parsed = parse_command(line)
+        if parsed == replies.SYNTAX_BDAT:        # its octets would be read as commands: stop here
+            self._reply(parsed)
+            self._close(replies.BDAT_BROKEN)
+            return
         if isinstance(parsed, str):
             self._reply(parsed)
+            return
+        if parsed.verb is Verb.BDAT:
+            self._bdat(parsed)
             return
         if parsed.verb in OBSOLETE_VERBS:
             self._reply(replies.OBSOLETE)
@@ -198,8 +217,10 @@ class SmtpCore:
         _HANDLERS[parsed.verb](self, parsed)
 
     def _sequence_reply(self, verb: Verb) -> str:
-        if verb is Verb.MAIL and self.state in (State.MAIL, State.RCPT):
+        if verb is Verb.MAIL and self.state in (State.MAIL, State.RCPT, State.CHUNKS):
             return replies.NESTED_MAIL
+        if verb is Verb.DATA and self.state is State.CHUNKS:
+            return replies.DATA_AFTER_BDAT
         if verb is Verb.AUTH and self.state in (State.MAIL, State.RCPT):
             return replies.AUTH_IN_TRANSACTION
         if verb is Verb.DATA and self.state is State.FRESH:
@@ -211,7 +232,7 @@ class SmtpCore:
     def _helo(self, command: Command) -> None:
         self.session.host_name = command.argument
         self.session.extended_smtp = command.verb is Verb.EHLO
-        self.envelope = Envelope()
+        self.envelope, self._chunks = Envelope(), None
         self.state = State.READY
         if command.verb is Verb.HELO:
             self._reply(replies.HELO_OK.format(hostname=self.settings.hostname))
@@ -221,7 +242,8 @@ class SmtpCore:
         self._reply(text)
 
     def extensions(self) -> list[str]:
-        items = ["PIPELINING", f"SIZE {self.settings.max_size}", "8BITMIME", "ENHANCEDSTATUSCODES", "SMTPUTF8"]
+        items = ["PIPELINING", f"SIZE {self.settings.max_size}", "8BITMIME", "ENHANCEDSTATUSCODES", "SMTPUTF8",
+                 "CHUNKING"]
         if self.settings.tls_available and not self.session.ssl:
             items.append("STARTTLS")
         if self.auth_allowed and not self.session.authenticated:
@@ -238,8 +260,8 @@ class SmtpCore:
             self._close(replies.BYE)
             return
         if verb is Verb.RSET:
-            self.envelope = Envelope()
-            if self.state in (State.MAIL, State.RCPT):
+            self.envelope, self._chunks = Envelope(), None
+            if self.state in (State.MAIL, State.RCPT, State.CHUNKS):
                 self.state = State.READY
         self._reply({Verb.RSET: replies.OK, Verb.NOOP: replies.OK, Verb.VRFY: replies.VRFY,
                      Verb.EXPN: replies.EXPN_REFUSED, Verb.HELP: replies.HELP}[verb])
@@ -319,6 +341,46 @@ class SmtpCore:
         self._request(MessageRequest(self.envelope))
         return True
 
+    # -- BDAT (RFC 3030) -----------------------------------------------------
+    def _bdat(self, command: Command) -> None:
+        """Always read the announced octets; a BDAT out of sequence is answered after them."""
+        problem = None if self.state in ALLOWED[Verb.BDAT] else self._sequence_reply(Verb.BDAT)
+        if problem is None and self._chunks is None:
+            self._chunks = ChunkCollector(self.settings.max_size, self.settings.max_header_size)
+        self._chunk = _Chunk(command.chunk_size, command.chunk_size, command.last, problem, self.state)
+        self.state = State.CHUNK
+
+    def _feed_chunk(self) -> bool:
+        """Take this chunk's octets from the buffer; True when the chunk is complete."""
+        chunk = self._chunk
+        if chunk.remaining:
+            take, self._buf = self._buf[:chunk.remaining], self._buf[chunk.remaining:]
+            chunk.remaining -= len(take)
+            if chunk.problem is None:
+                self._chunks.add(take)
+            if chunk.remaining:
+                return False
+        self._chunk = None
+        if chunk.problem is not None:
+            self.state = chunk.before
+            self._reply(chunk.problem)
+        elif not chunk.last:
+            self.state = State.CHUNKS
+            self._out.append(Reply(replies.CHUNK_OK.format(size=chunk.size)))
+        else:
+            self._end_chunks()
+        return True
+
+    def _end_chunks(self) -> None:
+        result, self._chunks = self._chunks.finish(), None
+        if result.reply is not None:
+            self.envelope = Envelope()
+            self.state = State.READY
+            self._reply(result.reply)
+            return
+        self.envelope.original_content = result.content
+        self._request(MessageRequest(self.envelope))
+
     # -- AUTH (RFC 4954) ----------------------------------------------------
     def _auth(self, command: Command) -> None:
         if self.session.authenticated:
@@ -372,6 +434,15 @@ class SmtpCore:
         self.messages += 1
         self.envelope = Envelope()
         return State.READY
+
+
+@dataclass
+class _Chunk:
+    size: int
+    remaining: int
+    last: bool
+    problem: str | None          #: the reply once read, when this BDAT is out of sequence
+    before: State                #: state to return to after an out-of-sequence chunk
 
 
 _HANDLERS = {

@@ -96,3 +96,18 @@ def test_authenticated_relay_reaches_the_remote_queue(server, pipeline, client_t
     assert entry.stage == "remote"
     assert entry.auth_user == "alice@example.test"
     assert any(event.stage == "ingress" and "auth=alice@example.test" in event.detail for event in entry.trace)
+
+
+def test_bdat_message_reaches_the_maildir(server, pipeline):
+    body = b"Subject: chunked\r\n\r\nfirst part, second part\r\n"
+    with RawClient(server.port("smtp")) as client:
+        assert client.reply().startswith("220")
+        assert "250-CHUNKING" in client.command(b"EHLO c.test")
+        client.command(b"MAIL FROM:<a@sender.test>")
+        client.command(b"RCPT TO:<alice@example.test>")
+        client.send(b"BDAT 20\r\n" + body[:20] + b"BDAT %d LAST\r\n" % (len(body) - 20) + body[20:])
+        assert client.reply() == replies.CHUNK_OK.format(size=20)
+        assert client.reply().startswith("250 2.0.0 Ok: queued as ")
+    pipeline()
+    [stored] = delivered(server, "alice@example.test")
+    assert stored.endswith(body)

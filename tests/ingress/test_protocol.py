@@ -54,7 +54,7 @@ def test_ehlo_lists_extensions():
     [ehlo] = run(smtp, b"EHLO c\r\n")
     lines = [line[4:] for line in ehlo.split("\r\n")]
     assert lines == ["mx.test", "PIPELINING", "SIZE 1000", "8BITMIME", "ENHANCEDSTATUSCODES", "SMTPUTF8",
-                     "STARTTLS"]
+                     "CHUNKING", "STARTTLS"]
 
 
 def test_out_of_sequence_is_503():
@@ -196,3 +196,54 @@ def test_fuzz_sessions_never_raise(parts, bytewise):
             smtp.tls_started()
         if smtp.closed:
             break
+
+
+# -- CHUNKING (RFC 3030) -------------------------------------------------------
+BDAT_START = b"EHLO c\r\nMAIL FROM:<a@x.test>\r\nRCPT TO:<b@y.test>\r\n"
+
+
+def test_bdat_pipelined_session():
+    smtp = core()
+    out = run(smtp, BDAT_START + b"BDAT 9\r\nSubject: BDAT 8 LAST\r\n\r\nbody\r\nNOOP\r\n")
+    assert out[1:] == [replies.MAIL_OK, replies.RCPT_OK, replies.CHUNK_OK.format(size=9),
+                       ACCEPT[MessageRequest], replies.OK]
+    assert smtp.messages == 1
+
+
+def test_bdat_content_is_passed_on():
+    smtp = core()
+    smtp.receive(BDAT_START)
+    smtp.resolve(replies.MAIL_OK)
+    smtp.resolve(replies.RCPT_OK)
+    outputs = smtp.receive(b"BDAT 4\r\nab\r\nBDAT 4 LAST\r\ncd\r\n")
+    [request] = [o for o in outputs if isinstance(o, MessageRequest)]
+    assert request.envelope.original_content == b"ab\r\ncd\r\n"
+
+
+def test_bdat_bare_lf_is_rejected():
+    smtp = core()
+    out = run(smtp, BDAT_START + b"BDAT 4\r\nab\r\nBDAT 3 LAST\r\ncd\n")
+    assert out[-1] == replies.BARE_NEWLINE and smtp.messages == 0
+
+
+def test_bdat_octets_are_never_commands():
+    smtp = core()
+    payload = b"x\r\nMAIL FROM:<evil@x.test>\r\nRCPT TO:<c@y.test>\r\nDATA\r\n"
+    out = run(smtp, b"EHLO c\r\nBDAT %d LAST\r\n" % len(payload) + payload + b"NOOP\r\n")
+    assert out[1:] == [replies.NEED_RCPT, replies.OK]       # out of sequence, octets eaten, no MAIL ran
+
+
+def test_bdat_rejects_bad_content_and_size():
+    smtp = core(max_size=20)
+    out = run(smtp, BDAT_START + b"BDAT 30 LAST\r\n" + b"y" * 30 + b"NOOP\r\n")
+    assert out[-2:] == [replies.SIZE_EXCEEDED, replies.OK]
+    smtp = core()
+    out = run(smtp, BDAT_START + b"BDAT 5 LAST\r\na\x00b\r\n")
+    assert out[-1] == replies.NUL_IN_DATA
+
+
+def test_data_after_bdat_and_malformed_bdat():
+    smtp = core()
+    assert run(smtp, BDAT_START + b"BDAT 2\r\nabDATA\r\n")[-1] == replies.DATA_AFTER_BDAT
+    assert run(smtp, b"RSET\r\nBDAT 1x\r\nMAIL FROM:<a@x.test>\r\n") == \
+        [replies.OK, replies.SYNTAX_BDAT, replies.BDAT_BROKEN, "CLOSE"]
