@@ -16,26 +16,31 @@ import asyncio
 
 
 class IdleWatchdog:
-    def __init__(self, idle: float, task: asyncio.Task, progress=lambda: 0) -> None:
-        """`progress()` returns the bytes still queued for the client; a change counts as activity."""
+    def __init__(self, idle: float, task: asyncio.Task, progress=lambda: 0, now=None) -> None:
+        """`progress()` returns the bytes still queued for the client; a change counts as activity.
+
+        `now` defaults to the loop's clock; tests pass a fake one and call ``check()``.
+        """
         self.idle = idle
         self.task = task
         self.progress = progress
         self._queued = progress()
         self.loop = asyncio.get_running_loop()
-        self.last = self.loop.time()
+        self.now = now or self.loop.time
+        self.last = self.now()
         self.waiting = False
         self.expired = False
-        self._handle = self.loop.call_at(self.last + idle, self._check)
+        self._handle = self.loop.call_at(self.loop.time() + idle, self.check)
 
     def touch(self) -> None:
-        self.last = self.loop.time()
+        self.last = self.now()
 
     def cancel(self) -> None:
         self._handle.cancel()
 
-    def _check(self) -> None:
-        now = self.loop.time()
+    def check(self) -> None:
+        """The timer fired: expire if idle too long while waiting on the client, else re-arm."""
+        now = self.now()
         queued = self.progress()
         if queued != self._queued:          # a slow client is still downloading
             self._queued, self.last = queued, now
@@ -43,8 +48,9 @@ class IdleWatchdog:
             self.expired = True
             self.task.cancel()
             return
-        due = self.last + self.idle if now - self.last < self.idle else now + self.idle
-        self._handle = self.loop.call_at(due, self._check)
+        remaining = self.idle - (now - self.last) if now - self.last < self.idle else self.idle
+        self._handle.cancel()
+        self._handle = self.loop.call_later(remaining, self.check)
 
     async def wait(self, awaitable):
         """Await something the client controls (a read, a drain); raises TimeoutError when idle too long."""

@@ -1,0 +1,79 @@
+"""The idle watchdog with a fake clock: expiry, re-arming, slow downloads, never outside a client wait."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from access.pop3.idle import IdleWatchdog
+from core.clock import FakeClock
+
+
+async def _forever() -> None:
+    await asyncio.Event().wait()
+
+
+def _run(body) -> None:
+    async def main() -> None:
+        task = asyncio.ensure_future(_forever())
+        try:
+            await body(task)
+        finally:
+            task.cancel()
+    asyncio.run(main())
+
+
+def test_expires_only_after_idle_time_while_waiting():
+    async def body(task):
+        clock, queued = FakeClock(), [0]
+        dog = IdleWatchdog(600, task, lambda: queued[0], now=clock.now)
+        dog.waiting = True
+        clock.advance(599)
+        dog.check()
+        assert not dog.expired
+        dog.touch()
+        clock.advance(599)
+        dog.check()
+        assert not dog.expired
+        clock.advance(2)
+        dog.check()
+        assert dog.expired
+        await asyncio.sleep(0)                    # let the cancellation land (no time passes)
+        assert task.cancelled()
+        dog.cancel()
+    _run(body)
+
+
+def test_download_progress_counts_as_activity_and_busy_server_is_not_cut():
+    async def body(task):
+        clock, queued = FakeClock(), [1000]
+        dog = IdleWatchdog(600, task, lambda: queued[0], now=clock.now)
+        dog.waiting = True
+        clock.advance(700)
+        queued[0] = 500                           # the client read something
+        dog.check()
+        assert not dog.expired
+        dog.waiting = False                       # e.g. an UPDATE in progress
+        clock.advance(10_000)
+        dog.check()
+        assert not dog.expired
+        dog.cancel()
+    _run(body)
+
+
+def test_wait_turns_expiry_into_timeout_error():
+    async def main():
+        clock = FakeClock()
+        dog = IdleWatchdog(600, asyncio.current_task(), now=clock.now)
+
+        async def expire_soon():
+            clock.advance(601)
+            dog.check()
+
+        asyncio.get_running_loop().call_soon(lambda: asyncio.ensure_future(expire_soon()))
+        with pytest.raises(TimeoutError):
+            await dog.wait(_forever())
+        assert asyncio.current_task().cancelling() == 0
+        dog.cancel()
+    asyncio.run(main())
