@@ -83,6 +83,8 @@ class Pop3Session:
         return _HANDLERS[command.verb](self, command)
 
     def line_too_long(self) -> list[Effect]:
+        if self.state is State.SASL:
+            return self._sasl_fail(R.LINE_TOO_LONG)
         return self._error(R.LINE_TOO_LONG)
 
     def login_result(self, outcome: LoginOutcome, listing: Listing | None = None) -> list[Effect]:

@@ -104,6 +104,13 @@ def test_sasl_login_and_plain_exchanges():
         Send(R.SASL_MALFORMED.line())]
 
 
+def test_overlong_sasl_response_aborts_the_exchange():
+    session = _session()
+    session.handle_line(b"AUTH PLAIN")
+    assert session.line_too_long() == [Send(R.LINE_TOO_LONG.line())]
+    assert session.state is State.AUTHORIZATION
+
+
 def test_check_login_repr_hides_password():
     assert "hunter2" not in repr(CheckLogin("a", "hunter2"))
 
