@@ -55,11 +55,14 @@ class IngressContext:
     limiter: FailureLimiter = field(default=None)  # type: ignore[assignment]
     bound: dict[str, int] = field(default_factory=dict)   #: listener name -> bound port
     clock: Clock = field(default_factory=SystemClock)
+    auth_executor: ThreadPoolExecutor = field(default=None)  # type: ignore[assignment]
 
     def __post_init__(self) -> None:
         if self.executor is None:
             self.executor = ThreadPoolExecutor(self.config.ingress.publish_threads,
                                                thread_name_prefix="ingress-accept")
+        if self.auth_executor is None:       # password hashing must never starve the accept path
+            self.auth_executor = ThreadPoolExecutor(2, thread_name_prefix="ingress-auth")
         if self.limiter is None:
             self.limiter = FailureLimiter(self.config.auth.max_failures, self.config.auth.lockout_seconds,
                                           clock=self.clock)
@@ -91,7 +94,7 @@ class Handler:
             log.warning("auth: client %s locked out after repeated failures", ip)
             return replies.AUTH_LOCKED, None
         loop = asyncio.get_running_loop()
-        user = await loop.run_in_executor(self.ctx.executor, self.ctx.directory.authenticate,
+        user = await loop.run_in_executor(self.ctx.auth_executor, self.ctx.directory.authenticate,
                                           request.username, request.password)
         if user and request.authzid and _canonical(request.authzid) != user:
             user = None

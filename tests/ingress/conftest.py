@@ -73,6 +73,7 @@ class IngressServer:
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join(10)
         self.ctx.executor.shutdown(wait=True)
+        self.ctx.auth_executor.shutdown(wait=True)
 
     def queued(self) -> list[str]:
         return [qid for stage, qid in self.published if stage == "smtp_in"]
