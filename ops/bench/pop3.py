@@ -181,13 +181,16 @@ def main(argv: list[str]) -> int:
             asyncio.run(_run(port, users, len(users), min(args.concurrency, len(users))))
         parent.send("cpu")
         user_before, sys_before = parent.recv()
-        start = time.perf_counter()
+        start, client_start = time.perf_counter(), time.process_time()
         fetched, latencies = asyncio.run(_run(port, users, args.sessions, args.concurrency))
         elapsed = time.perf_counter() - start
+        client_cpu = time.process_time() - client_start
         parent.send("cpu")
         user_after, sys_after = parent.recv()
         cpu = (user_after - user_before, sys_after - sys_before)
         _report(args, args.sessions, fetched, elapsed, cpu, latencies)
+        print(f"  load generator CPU ms/session {1000 * client_cpu / args.sessions:.2f} (same machine); "
+              f"load average {os.getloadavg()[0]:.1f}")
         return 0
     finally:
         if server is not None:
