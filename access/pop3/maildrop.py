@@ -228,7 +228,11 @@ def _scan(root: Path) -> list[Entry]:
     for _, base, path in _files(root):
         size = cache.get(base)
         if size is None:
-            data, path = _read_moving(root, base, path)
+            try:
+                data, path = _read_moving(root, base, path)
+            except OSError as exc:      # one unreadable file must not lock the user out
+                log.warning("pop3: skipping unreadable message %s: %s", base, exc.strerror)
+                continue
             if data is None:
                 continue          # removed between listing and reading
             size = wire.wire_size(data)

@@ -80,3 +80,12 @@ def test_commit_removes_and_tolerates_missing(root):
     assert drop.commit((1, 2)) is True
     drop.close()
     assert os.listdir(root / "new") == [] and os.listdir(root / "cur") == []
+
+
+def test_entries_that_are_not_regular_files_are_skipped(root):
+    deliver(root, [b"ok\r\n"], base="good")
+    (root / "new" / "bad,S=3").mkdir()          # a directory is skipped by the scan
+    os.symlink(root / "nowhere", root / "new" / "dangling,S=3")
+    drop = Maildrop.open(root)
+    assert drop.listing().uidls == ("good,S=4",)
+    drop.close()
