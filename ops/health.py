@@ -259,9 +259,12 @@ _CHECKS = {"broker": check_broker, "spool": check_spool, "database": check_datab
 
 def run_checks(config, skip: tuple[str, ...] = ()) -> list[CheckResult]:
     """Every check not skipped; a check that does not apply (daemon not configured) is left out."""
-    results = []
+    results: list[CheckResult] = []
     for name in CHECKS:
         if name in skip:
+            continue
+        if name == "workers" and any(r.name == "broker" and not r.ok for r in results):
+            results.append(_fail("workers", "not checked: the broker is unreachable"))
             continue
         try:
             result = _CHECKS[name](config)
