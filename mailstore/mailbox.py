@@ -31,7 +31,7 @@ FLAGS_OF_LETTER = {v: k for k, v in LETTERS.items()}
 SYSTEM_FLAGS = ("\\Answered", "\\Flagged", "\\Deleted", "\\Seen", "\\Draft")
 KEYWORDS_FILE = "dovecot-keywords"
 MAX_KEYWORDS = 26
-DIRTY_SECONDS = 2.0   #: directory mtimes newer than this are not trusted for caching
+MTIME_MARGIN = 0.1    #: seconds; a directory changed this close to a scan is listed again next time
 
 _counter = itertools.count()
 _scan_cache: dict[str, tuple[tuple, "FolderState"]] = {}
@@ -63,6 +63,8 @@ class FolderState:
     validity: int
     next_uid: int
     messages: tuple[Message, ...]   #: ascending UID
+    by_uid: dict[int, Message]      #: the same messages by UID (do not modify)
+    new_uids: tuple[int, ...]       #: UIDs of messages in new/ at scan time
 
 
 def split_name(name: str) -> tuple[str, str]:
@@ -94,32 +96,34 @@ def _dir_key(folder: Path) -> tuple | None:
     key = []
     for sub in ("new", "cur"):
         try:
-            mtime = os.stat(folder / sub).st_mtime_ns
+            key.append(os.stat(folder / sub).st_mtime_ns)
         except FileNotFoundError:
             return None
-        if time.time() - mtime / 1e9 < DIRTY_SECONDS:
-            return None
-        key.append(mtime)
-    list_stat = uidlist._stat_key(folder / uidlist.FILE_NAME)
-    return (*key, list_stat) if list_stat else None
+    return (*key, uidlist._stat_key(folder / uidlist.FILE_NAME))
 
 
 def scan(folder: Path) -> FolderState:
-    """The folder's messages in UID order, assigning UIDs to new arrivals."""
+    """The folder's messages in UID order, assigning UIDs to new arrivals.
+
+    A scan is reused while the directories' mtimes and the UID list are
+    unchanged, but only if the directories were last modified at least
+    ``MTIME_MARGIN`` before the scan began: a change within the same
+    timestamp tick as the listing could otherwise go unseen.
+    """
     folder = Path(folder)
     key = _dir_key(folder)
-    if key is not None:
-        with _scan_lock:
-            hit = _scan_cache.get(str(folder))
-        if hit is not None and hit[0] == key:
-            return hit[1]
+    with _scan_lock:
+        hit = _scan_cache.get(str(folder))
+    if hit is not None and key is not None and hit[0] == key:
+        return hit[1]
+    started = time.time()
     state = _scan_uncached(folder)
-    key = _dir_key(folder)
-    if key is not None:
+    after = _dir_key(folder)
+    if after is not None and all(mtime / 1e9 < started - MTIME_MARGIN for mtime in after[:2]):
         with _scan_lock:
             if len(_scan_cache) > 1000:
                 _scan_cache.clear()
-            _scan_cache[str(folder)] = (key, state)
+            _scan_cache[str(folder)] = (after, state)
     return state
 
 
@@ -133,7 +137,9 @@ def _scan_uncached(folder: Path) -> FolderState:
     uids = ulist.uids
     messages = [Message(uids[b], b, sub, name, letters) for b, (sub, name, letters) in found.items()]
     messages.sort(key=lambda m: m.uid)
-    return FolderState(ulist.validity, ulist.next_uid, tuple(messages))
+    by_uid = {m.uid: m for m in messages}
+    new = tuple(m.uid for m in messages if m.sub == "new")
+    return FolderState(ulist.validity, ulist.next_uid, tuple(messages), by_uid, new)
 
 
 def locate(folder: Path, base: str) -> Message | None:

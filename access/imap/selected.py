@@ -93,8 +93,8 @@ class View:
         self._state, self._dirty = state, not allow_expunge
         self.validity, self.next_uid = state.validity, state.next_uid
         self.keywords = mailbox.keywords(self.path)
-        current = {m.uid: m for m in state.messages}
-        self._take_new(current)
+        current = state.by_uid
+        self._take_new(state)
         out: list[str] = []
         if allow_expunge:
             out += self._expunged(current)
@@ -105,12 +105,12 @@ class View:
             self._told_exists, self._told_recent = len(self.uids), len(self.recent)
         return out
 
-    def _take_new(self, current: dict[int, Message]) -> None:
-        if self.readonly:
-            self.recent |= {uid for uid, m in current.items() if m.sub == "new"}
-            return
-        for uid, msg in current.items():
-            if msg.sub == "new" and mailbox.set_letters(self.path, msg, msg.letters):
+    def _take_new(self, state: FolderState) -> None:
+        for uid in state.new_uids:
+            msg = state.by_uid[uid]
+            if msg.sub != "new":
+                continue
+            if self.readonly or mailbox.set_letters(self.path, msg, msg.letters):
                 self.recent.add(uid)
 
     def _expunged(self, current: dict[int, Message]) -> list[str]:
@@ -141,7 +141,12 @@ class View:
         return out
 
     def _add_new(self, current: dict[int, Message]) -> None:
-        top = self.uids[-1] if self.uids else 0
+        if not self.uids:
+            self.uids = list(current)      # by_uid is built in ascending UID order
+            self.letters = {uid: m.letters for uid, m in current.items()}
+            self.msgs = dict(current)
+            return
+        top = self.uids[-1]
         for uid in sorted(u for u in current if u > top):
             self.uids.append(uid)
             self.letters[uid] = current[uid].letters
