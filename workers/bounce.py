@@ -9,7 +9,10 @@ and the original sender as its only recipient, then publish its queue ID to
 ``smtp_in`` so that it takes the normal path (local Maildir or relay).
 
 If the publish fails the entry stays active in the spool and the sweeper
-republishes it later, so a DSN is never lost once it is spooled.
+republishes it later, so a DSN is never lost once it is spooled. The DSN is
+spooled before the original entry is saved: a worker killed between the two
+redoes the attempt and may spool a second DSN (a duplicate notice, never a
+lost one).
 
 Must not: decide which recipients failed (the ``remote`` stage and the
 ``queue bounce`` command do), or talk to the broker other than through the

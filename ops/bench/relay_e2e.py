@@ -122,12 +122,26 @@ def _cpu(groups: dict[str, list[int]]) -> dict[str, float]:
     return {name: procstats.cpu_seconds(pids) for name, pids in groups.items()}
 
 
+def _broker_pids() -> list[int]:
+    """RabbitMQ's Erlang VM only (not rabbitmqctl runs that come and go during the measurement)."""
+    pids = []
+    for pid in procstats.rabbitmq_pids():
+        try:
+            with open(f"/proc/{pid}/comm") as handle:
+                if handle.read().strip().startswith("beam"):
+                    pids.append(pid)
+        except OSError:
+            pass
+    return pids
+
+
 def _load(args, data_dir: Path, groups_fn, n: int, offset: int) -> dict:
     before_names = {p.name for p in _done(data_dir)}
     indices = list(range(offset, offset + n))
     accepted: list[int] = []
     errors: list[str] = []
-    cpu0, t0 = _cpu(groups_fn()), time.perf_counter()
+    groups = groups_fn()
+    cpu0, t0 = _cpu(groups), time.perf_counter()
     threads = [threading.Thread(target=_send, args=(args, indices[i::args.sessions], accepted, errors))
                for i in range(args.sessions)]
     for thread in threads:
@@ -137,7 +151,7 @@ def _load(args, data_dir: Path, groups_fn, n: int, offset: int) -> dict:
     accept_s = time.perf_counter() - t0
     finished = _wait_done(data_dir, len(before_names), len(accepted), args.timeout)
     e2e_s = time.perf_counter() - t0
-    cpu1 = _cpu(groups_fn())
+    cpu1 = _cpu(groups)
     times, failed = _queue_times([p for p in _done(data_dir) if p.name not in before_names])
     per_msg = {f"cpu_ms_per_msg_{k}": round((cpu1[k] - cpu0[k]) * 1000 / max(1, finished), 2) for k in cpu0}
     return {"messages": n, "size": args.size, "destinations": args.destinations, "broker": args.broker,
@@ -182,7 +196,7 @@ def main(argv: list[str]) -> int:
     try:
         serve = _serve(_config(args, work, sink_port, broker), work / "data", args.port)
         groups = lambda: {"mailpipe": procstats.tree([serve.pid]), "sink": [sink.pid],  # noqa: E731
-                          **({"rabbitmq": procstats.rabbitmq_pids()} if vhost else {})}
+                          **({"rabbitmq": _broker_pids()} if vhost else {})}
         if args.warmup:
             _load(args, work / "data", groups, args.warmup, 10_000_000)
         result = _load(args, work / "data", groups, args.messages, 0)

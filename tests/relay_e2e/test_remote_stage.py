@@ -40,7 +40,7 @@ class Harness:
         self.config = load(self.config_path)
         self.clock = FakeClock()
         self.published: list[tuple[str, str]] = []
-        self.rt = Runtime(self.config, publish=lambda s, q: self.published.append((s, q)),
+        self.rt = Runtime(self.config, publish=lambda s, q, **_: self.published.append((s, q)),
                           served=frozenset({"remote"}), clock=self.clock)
         self.scheduler = Scheduler(self.rt.spool, self.rt.publish, self.config, self.clock)
 
@@ -198,9 +198,11 @@ def test_redelivered_task_never_resends_to_delivered_recipients(h, sink):
     qid = h.spool(["someone@mxtest.test", "x@dead.test"], message=msg)
     entry = h.run(qid)
     assert status_of(entry) == {"someone@mxtest.test": "delivered", "x@dead.test": "deferred"}
-    entry.state, entry.running = State.ACTIVE, 1          # as if a worker had crashed during the retry
+    entry.state = State.ACTIVE                            # due again; the task is a redelivery after a crash
     h.rt.spool.save(entry)
-    entry = h.run(qid)
+    h.rt.pipeline.run(qid, "remote", redelivered=True)
+    entry = h.rt.spool.load(qid)
+    assert any(e.event == "redelivered" for e in entry.trace)
     assert status_of(entry)["someone@mxtest.test"] == "delivered"
     h.rt.pipeline.run(qid, "remote")                      # duplicate task: not active -> dropped
     assert len(sink.containing(mid)) == 1
@@ -238,3 +240,14 @@ def test_queue_bounce_gives_up_now_with_a_dsn(h):
     [dsn] = h.bounces()
     assert f"DSN {dsn.id}" in out
     assert dsn.recipients[0].address == SENDER and dsn.sender == ""
+
+
+def test_rate_limited_message_waits_for_the_limit_not_the_backoff(tmp_path, dns_server, relay_port, sink):
+    h = Harness(tmp_path, dns_server, relay_port, rate_per_destination=1)
+    first, second = h.spool(["a@mxtest.test"]), h.spool(["b@mxtest.test"])
+    assert h.run(first).state == State.DONE
+    held = h.run(second)
+    assert held.state == State.DEFERRED and held.last_error.startswith("4.7.0 rate limit")
+    assert held.recipients[0].attempts == 0                              # no remote was tried
+    assert 1.0 <= held.next_attempt - h.clock.now() <= 60.0              # not the 300 s backoff
+    assert h.tick_and_run(second, held.next_attempt - h.clock.now()).state == State.DONE

@@ -40,13 +40,17 @@ log = logging.getLogger("mailpipe.remote")
 STAGE = "remote"
 FLUSH_EVENT = "retry requested"      #: recorded by ``queue retry`` (stage "operator")
 DELAY_EVENT = "delay-warning"
+ATTEMPT_EVENT = "relayed"            #: one relay attempt of this stage
 _STATUS = {"sent": "delivered", "deferred": "deferred", "failed": "failed"}
+#: replies of ``delivery.relay`` when our own limits held a message back (retried soon, no backoff)
+LOCAL_LIMIT_PREFIXES = ("4.7.0 rate limit", "4.4.5 ")
+LOCAL_LIMIT_RETRY = 60.0       #: longest wait (s) after a local-limit deferral
 
 
 def flush_requested(entry: Entry) -> bool:
     """True when an operator asked for a retry after the last remote attempt."""
     for event in reversed(entry.trace):
-        if event.stage == STAGE:
+        if event.stage == STAGE and event.event == ATTEMPT_EVENT:
             return False
         if event.stage == "operator" and event.event == FLUSH_EVENT:
             return True
@@ -77,7 +81,7 @@ def run(rt, entry: Entry, message: bytes, recovering: bool) -> None:
     outcome = [(rcpt, by_address[rcpt.address]) for rcpt in rcpts]
     for rcpt, result in outcome:
         _apply(rcpt, result)
-    entry.record(now, STAGE, "relayed", _summary(results))
+    entry.record(now, STAGE, ATTEMPT_EVENT, _summary(results))
     failed = [res for _, res in outcome if res.status == "failed"]
     deferred = [(rcpt, res) for rcpt, res in outcome if res.status == "deferred"]
     if deferred:
@@ -86,9 +90,14 @@ def run(rt, entry: Entry, message: bytes, recovering: bool) -> None:
         _bounce(rt, entry, message, _unique(failed), now)
 
 
+def local_limit(result: RecipientResult) -> bool:
+    """A deferral by our own per-destination limits (rate, connection slots): no remote was tried."""
+    return result.status == "deferred" and result.reply.startswith(LOCAL_LIMIT_PREFIXES)
+
+
 def _apply(rcpt: Recipient, result: RecipientResult) -> None:
     rcpt.status, rcpt.detail = _STATUS[result.status], result.reply
-    rcpt.attempts += 1
+    rcpt.attempts += 0 if local_limit(result) else 1
     if result.status == "sent":
         metrics.delivered(STAGE)
 
@@ -100,6 +109,8 @@ def _defer_or_expire(rt, entry: Entry, message: bytes, deferred: list[tuple[Reci
     when = next_attempt(attempt, entry.received_at, now, cfg)
     if when is None:
         return _expire(entry, deferred, now, cfg.max_lifetime)
+    if all(local_limit(res) for _, res in deferred):
+        when = min(when, now + _limit_wait(rt, deferred[0][0].address, cfg.retry_first))
     reason = deferred[0][1].reply
     entry.attempts += 1
     entry.state, entry.stage = State.DEFERRED, STAGE
@@ -112,6 +123,12 @@ def _defer_or_expire(rt, entry: Entry, message: bytes, deferred: list[tuple[Reci
         bounce.send_dsn(rt.spool, rt.publish, rt.config, entry, message,
                         _unique([res for _, res in deferred]), now, delayed=True)
     return []
+
+
+def _limit_wait(rt, address: str, retry_first: float) -> float:
+    """Seconds until a destination held back by our own limits may take the message."""
+    wait = rt.relay.state.rate_delay(address.rpartition("@")[2].rstrip(".").lower())
+    return max(1.0, min(wait or retry_first, retry_first, LOCAL_LIMIT_RETRY))
 
 
 def _expire(entry: Entry, deferred: list[tuple[Recipient, RecipientResult]], now: float,
