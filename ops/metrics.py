@@ -57,6 +57,15 @@ class _Metrics:
         self.bounced = Counter("mailpipe_bounced", "Delivery status notifications sent", registry=r)
         self.published = Counter("mailpipe_queue_published", "Queue IDs published to a stage queue",
                                  ["queue"], registry=r)
+        self._children: dict[tuple, object] = {}
+
+    def child(self, metric, *values: str):
+        """``metric.labels(*values)``, cached: label lookup costs more than the increment."""
+        key = (id(metric), values)
+        found = self._children.get(key)
+        if found is None:
+            found = self._children[key] = metric.labels(*values)
+        return found
 
 
 _lock = threading.Lock()
@@ -110,28 +119,31 @@ def ingress_accepted() -> None:
 @_safe
 def ingress_rejected(reply: str) -> None:
     """Count a rejection; the reason label is the reply's enhanced code (or its basic code)."""
-    _get().rejected.labels(reason=reject_reason(reply)).inc()
+    m = _get()
+    m.child(m.rejected, reject_reason(reply)).inc()
 
 
 @_safe
 def stage_done(stage: str, seconds: float, last_event=None) -> None:
     """A stage finished one message; ``last_event`` (its trace event) carries a filter's verdict."""
     m = _get()
-    m.processed.labels(stage=stage).inc()
-    m.latency.labels(stage=stage).observe(seconds)
+    m.child(m.processed, stage).inc()
+    m.child(m.latency, stage).observe(seconds)
     if stage in FILTER_STAGES and last_event is not None and last_event.stage == stage:
-        m.verdicts.labels(filter=stage, action=last_event.event).inc()
+        m.child(m.verdicts, stage, last_event.event).inc()
 
 
 @_safe
 def delivered(route: str, count: int = 1) -> None:
     if count:
-        _get().delivered.labels(route=route).inc(count)
+        m = _get()
+        m.child(m.delivered, route).inc(count)
 
 
 @_safe
 def deferred(stage: str) -> None:
-    _get().deferred.labels(stage=stage).inc()
+    m = _get()
+    m.child(m.deferred, stage).inc()
 
 
 @_safe
@@ -141,7 +153,8 @@ def bounced() -> None:
 
 @_safe
 def published(queue: str) -> None:
-    _get().published.labels(queue=queue).inc()
+    m = _get()
+    m.child(m.published, queue).inc()
 
 
 def reject_reason(reply: str) -> str:
