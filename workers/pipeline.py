@@ -39,12 +39,20 @@ class Pipeline:
         self.rt = runtime
         self.served = served
         config = runtime.config
-        self.order = ["smtp_in", *config.pipeline.filters, "route", "local", "remote"]
+        self.order = self.order_for(config)
+
+    @staticmethod
+    def order_for(config) -> list[str]:
+        return ["smtp_in", *config.pipeline.filters, "route", "local", "remote"]
 
     def next_stage(self, entry: Entry, stage: str) -> str | None:
         """The next stage with work to do for this entry, or None when finished."""
-        index = self.order.index(stage) + 1 if stage in self.order else len(self.order)
-        for candidate in self.order[index:]:
+        return self._next_in(self.order, entry, stage)
+
+    @staticmethod
+    def _next_in(order: list[str], entry: Entry, stage: str) -> str | None:
+        index = order.index(stage) + 1 if stage in order else len(order)
+        for candidate in order[index:]:
             if candidate == "local" and not entry.open_recipients("local"):
                 continue
             if candidate == "remote" and not entry.open_recipients("remote"):

@@ -84,9 +84,12 @@ def _redirect(rt, entry, verdict, stage) -> None:
 
 
 def _keep(state: State):
+    """Hold or quarantine: when released, the message continues with the stage after this one."""
     def keep(rt, entry, verdict, stage) -> None:
         entry.state = state
-        entry.last_error = f"{verdict.filter}: {verdict.reason}" if verdict.reason else verdict.filter
+        entry.stage = rt.pipeline.next_stage(entry, stage) or stage
+        detail = "; ".join(x for x in (verdict.reason, ", ".join(verdict.rules)) if x)
+        entry.last_error = f"{verdict.filter}: {detail}" if detail else verdict.filter
     return keep
 
 
