@@ -110,6 +110,42 @@ def run_load(args, data_dir: Path, pids_fn) -> dict:
             "rss_mb_last_quarter": sampler.quarter_mb(-1)}
 
 
+def stage_latencies(data_dir: Path) -> dict:
+    """Per-stage latency (ms) from the traces of finished messages."""
+    times: dict[str, list[float]] = {}
+    for path in (data_dir / "spool" / "done").glob("*.json"):
+        for event in json.loads(path.read_bytes()).get("trace", []):
+            if event.get("ms") is not None:
+                times.setdefault(event["stage"], []).append(event["ms"])
+    return {stage: {"n": len(v), "mean_ms": round(sum(v) / len(v), 2), "p50_ms": round(percentile(v, 0.5), 2),
+                    "p99_ms": round(percentile(v, 0.99), 2)} for stage, v in times.items()}
+
+
+def filter_toml(args, data_dir: Path) -> str:
+    """Config lines for the real filters asked for with --filters (daemons from ops.avspam)."""
+    if not args.filters:
+        return ""
+    wanted = set(args.filters.split(","))
+    lines = [f"[pipeline]\nfilters = {json.dumps(sorted(wanted, key=['antivirus', 'spam', 'rules'].index))}\n"]
+    if wanted & {"antivirus", "spam"}:
+        from ops import avspam
+        args.daemons_dir = Path(tempfile.mkdtemp(prefix="mpav"))
+        daemons = avspam.start(args.daemons_dir)
+        args.daemon_pids = [p for p in (avspam._pid(args.daemons_dir / "clamd.pid"),
+                                        avspam._pid(args.daemons_dir / "spamd.pid")) if p]
+        if "antivirus" in wanted:
+            lines.append(f'[antivirus]\nclamd = "{daemons.clamd_unix}"\n')
+        if "spam" in wanted:
+            lines.append(f'[spam]\nspamd = "{daemons.spamd_unix}"\n')
+    if "rules" in wanted:
+        rules = data_dir / "rules.toml"
+        rules.write_text('[[rule]]\nname = "promo"\naction = "junk"\n[rule.when]\nbody_keyword = "khuyến mãi"\n'
+                         '[[rule]]\nname = "blocked"\naction = "reject"\n[rule.when]\nclient_ip = "203.0.113.0/24"\n',
+                         encoding="utf-8")
+        lines.append(f'[rules]\nfile = "{rules}"\n')
+    return "".join(lines)
+
+
 def start_server(args) -> tuple[subprocess.Popen, Path, str | None, dict]:
     data_dir = Path(tempfile.mkdtemp(prefix="mpbench-"))
     env = dict(os.environ, MAILPIPE_DATA_DIR=str(data_dir))
@@ -126,7 +162,8 @@ def start_server(args) -> tuple[subprocess.Popen, Path, str | None, dict]:
     config.write_text(f'{broker}\nlog_level = "WARNING"\n[ingress]\nsmtp_port = {args.port}\n'
                       f'submission_port = {free_port()}\nsmtps_port = {free_port()}\n'
                       f'[imap]\nenabled = false\n[pop3]\nenabled = false\n[metrics]\nenabled = false\n'
-                      f'[worker]\nconcurrency = {args.worker_threads}\nprocesses = {args.worker_processes}\n')
+                      f'[worker]\nconcurrency = {args.worker_threads}\nprocesses = {args.worker_processes}\n'
+                      + filter_toml(args, data_dir))
     mp = [sys.executable, "-m", "ops", "--config", str(config)]
     subprocess.run(mp + ["domain", "add", "bench.test"], env=env, check=True, capture_output=True)
     _bulk_users(data_dir, args.users)
@@ -177,7 +214,10 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--timeout", type=float, default=600)
     parser.add_argument("--worker-threads", type=int, default=4)
     parser.add_argument("--worker-processes", type=int, default=1)
+    parser.add_argument("--filters", default="", help="real filters to run: antivirus,spam,rules "
+                        "(clamd/spamd started with ops.avspam; their CPU is counted)")
     args = parser.parse_args(argv)
+    args.daemons_dir, args.daemon_pids = None, []
     proc = vhost = None
     if args.start:
         proc, data_dir, vhost, _ = start_server(args)
@@ -190,7 +230,7 @@ def main(argv: list[str]) -> int:
     args.roots = roots
 
     def pids() -> list[int]:
-        found = procstats.tree(roots)
+        found = procstats.tree(roots + args.daemon_pids)
         return found + (procstats.rabbitmq_pids() if with_broker else [])
     try:
         if args.warmup:
@@ -198,6 +238,8 @@ def main(argv: list[str]) -> int:
             run_load(warm, data_dir, pids)
         result = run_load(args, data_dir, pids)
         result["broker"] = args.broker
+        result["filters"] = args.filters or "pass-through"
+        result["stages"] = stage_latencies(data_dir)
         print(json.dumps(result, indent=2))
     finally:
         if proc is not None:
@@ -206,4 +248,8 @@ def main(argv: list[str]) -> int:
             shutil.rmtree(data_dir, ignore_errors=True)
         if vhost:
             subprocess.run(["rabbitmqctl", "delete_vhost", vhost], capture_output=True)
+        if args.daemons_dir:
+            from ops import avspam
+            avspam.stop(args.daemons_dir)
+            shutil.rmtree(args.daemons_dir, ignore_errors=True)
     return 0
