@@ -8,6 +8,8 @@ from a trusted network, and the report: end-to-end msgs/s (first SMTP
 connection to the last message finished in the spool), p50/p99 queue time
 (arrival in the spool to the ``done`` trace event), accept rate, failures, and
 CPU ms per message of the mailpipe process tree, RabbitMQ and smtp-sink.
+With ``--reference postfix`` the same load then goes through a throw-away
+Postfix (``ops/bench/postfix_ref.py``) to the same sink, in the same run.
 
 Must not: reuse a real data directory or vhost (both are created and removed),
 or run any loop without a bound in count and time.
@@ -43,6 +45,8 @@ def _args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--no-filters", action="store_true", help="[pipeline] filters = [] (no filter stages)")
     parser.add_argument("--warmup", type=int, default=200)
     parser.add_argument("--timeout", type=float, default=900.0)
+    parser.add_argument("--reference", choices=["none", "postfix"], default="none",
+                        help="also run the same load through a throw-away Postfix relaying to the same sink")
     parser.add_argument("--sink", default=shutil.which("smtp-sink") or "/usr/sbin/smtp-sink")
     return parser.parse_args(argv)
 
@@ -109,17 +113,21 @@ def _percentile(values: list[float], p: float) -> float:
     return ordered[min(len(ordered) - 1, int(len(ordered) * p))] if ordered else float("nan")
 
 
-def _wait_done(data_dir: Path, before: int, target: int, timeout: float) -> int:
-    deadline = time.monotonic() + timeout
-    count = len(_done(data_dir)) - before
-    while count < target and time.monotonic() < deadline:
-        time.sleep(0.1)
-        count = len(_done(data_dir)) - before
-    return count
-
-
 def _cpu(groups: dict[str, list[int]]) -> dict[str, float]:
-    return {name: procstats.cpu_seconds(pids) for name, pids in groups.items()}
+    """CPU seconds per group, including children each process has reaped (Postfix's short-lived ones)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    totals = {}
+    for name, pids in groups.items():
+        total = 0
+        for pid in pids:
+            try:
+                with open(f"/proc/{pid}/stat") as handle:
+                    fields = handle.read().rsplit(")", 1)[1].split()
+                total += sum(int(f) for f in fields[11:15])
+            except (OSError, ValueError):
+                pass
+        totals[name] = total / tick
+    return totals
 
 
 def _broker_pids() -> list[int]:
@@ -135,13 +143,53 @@ def _broker_pids() -> list[int]:
     return pids
 
 
-def _load(args, data_dir: Path, groups_fn, n: int, offset: int) -> dict:
-    before_names = {p.name for p in _done(data_dir)}
+class SpoolProbe:
+    """Finished messages and their queue times, read from a mailpipe spool's done/ folder."""
+
+    def __init__(self, data_dir: Path) -> None:
+        self.data_dir = data_dir
+
+    def mark(self) -> set[str]:
+        return {p.name for p in _done(self.data_dir)}
+
+    def finished(self, mark: set[str]) -> int:
+        return len(_done(self.data_dir)) - len(mark)
+
+    def times(self, mark: set[str]) -> tuple[list[float], int]:
+        return _queue_times([p for p in _done(self.data_dir) if p.name not in mark])
+
+
+class PostfixProbe:
+    """Finished messages and their queue times (``delay=``), read from the reference Postfix's log."""
+
+    def __init__(self, postfix) -> None:
+        self.postfix = postfix
+
+    def mark(self) -> int:
+        return len(self.postfix.sent())
+
+    def finished(self, mark: int) -> int:
+        return len(self.postfix.sent()) - mark
+
+    def times(self, mark: int) -> tuple[list[float], int]:
+        return self.postfix.sent()[mark:], 0
+
+
+def _wait_done(probe, mark, target: int, timeout: float) -> int:
+    deadline = time.monotonic() + timeout
+    count = probe.finished(mark)
+    while count < target and time.monotonic() < deadline:
+        time.sleep(0.1)
+        count = probe.finished(mark)
+    return count
+
+
+def _load(args, probe, groups_fn, n: int, offset: int) -> dict:
+    mark = probe.mark()
     indices = list(range(offset, offset + n))
     accepted: list[int] = []
     errors: list[str] = []
-    groups = groups_fn()
-    cpu0, t0 = _cpu(groups), time.perf_counter()
+    cpu0, t0 = _cpu(groups_fn()), time.perf_counter()
     threads = [threading.Thread(target=_send, args=(args, indices[i::args.sessions], accepted, errors))
                for i in range(args.sessions)]
     for thread in threads:
@@ -149,12 +197,12 @@ def _load(args, data_dir: Path, groups_fn, n: int, offset: int) -> dict:
     for thread in threads:
         thread.join(args.timeout)
     accept_s = time.perf_counter() - t0
-    finished = _wait_done(data_dir, len(before_names), len(accepted), args.timeout)
+    finished = _wait_done(probe, mark, len(accepted), args.timeout)
     e2e_s = time.perf_counter() - t0
-    cpu1 = _cpu(groups)
-    times, failed = _queue_times([p for p in _done(data_dir) if p.name not in before_names])
+    cpu1 = _cpu(groups_fn())
+    times, failed = probe.times(mark)
     per_msg = {f"cpu_ms_per_msg_{k}": round((cpu1[k] - cpu0[k]) * 1000 / max(1, finished), 2) for k in cpu0}
-    return {"messages": n, "size": args.size, "destinations": args.destinations, "broker": args.broker,
+    return {"messages": n, "size": args.size, "destinations": args.destinations,
             "accepted": len(accepted), "finished": finished, "not_delivered": failed,
             "errors": len(errors), "first_error": errors[0] if errors else None,
             "accept_rate": round(len(accepted) / accept_s, 1), "e2e_rate": round(finished / e2e_s, 1),
@@ -181,6 +229,34 @@ def _serve(config: Path, data_dir: Path, port: int) -> subprocess.Popen:
     return proc
 
 
+def _mailpipe(args, sink, sink_port: int, work: Path, vhost: str | None) -> dict:
+    broker = f"amqp://guest:guest@127.0.0.1:5672/{vhost}" if vhost else "spool://"
+    serve = _serve(_config(args, work, sink_port, broker), work / "data", args.port)
+    try:
+        groups = lambda: {"mailpipe": procstats.tree([serve.pid]), "sink": [sink.pid],  # noqa: E731
+                          **({"rabbitmq": _broker_pids()} if vhost else {})}
+        probe = SpoolProbe(work / "data")
+        if args.warmup:
+            _load(args, probe, groups, args.warmup, 10_000_000)
+        return {"system": "mailpipe", "broker": args.broker, **_load(args, probe, groups, args.messages, 0)}
+    finally:
+        _end(serve)
+
+
+def _postfix(args, sink, sink_port: int) -> dict:
+    from ops.bench.postfix_ref import PostfixRef
+    from ops.bench.relay import _free_port
+    args.port = _free_port()
+    with PostfixRef(sink_port, args.port) as postfix:
+        from ops.bench.smtp import _wait_port
+        _wait_port("127.0.0.1", args.port, 60)
+        groups = lambda: {"postfix": procstats.tree([postfix.proc.pid]), "sink": [sink.pid]}  # noqa: E731
+        probe = PostfixProbe(postfix)
+        if args.warmup:
+            _load(args, probe, groups, args.warmup, 10_000_000)
+        return {"system": "postfix", **_load(args, probe, groups, args.messages, 0)}
+
+
 def main(argv: list[str]) -> int:
     from ops.bench.relay import _free_port, _start_sink
     args = _args(argv)
@@ -189,32 +265,28 @@ def main(argv: list[str]) -> int:
         return 2
     work = Path(tempfile.mkdtemp(prefix="mprelaybench-"))
     vhost = _vhost() if args.broker == "rabbitmq" else None
-    broker = f"amqp://guest:guest@127.0.0.1:5672/{vhost}" if vhost else "spool://"
     sink_port = _free_port()
     sink = _start_sink(args.sink, sink_port)
-    serve = None
+    results = []
     try:
-        serve = _serve(_config(args, work, sink_port, broker), work / "data", args.port)
-        groups = lambda: {"mailpipe": procstats.tree([serve.pid]), "sink": [sink.pid],  # noqa: E731
-                          **({"rabbitmq": _broker_pids()} if vhost else {})}
-        if args.warmup:
-            _load(args, work / "data", groups, args.warmup, 10_000_000)
-        result = _load(args, work / "data", groups, args.messages, 0)
-        print(json.dumps(result, indent=2))
-        return 0 if result["finished"] == args.messages and not result["not_delivered"] else 1
+        results.append(_mailpipe(args, sink, sink_port, work, vhost))
+        if args.reference == "postfix":
+            results.append(_postfix(args, sink, sink_port))
     finally:
-        _stop(serve, sink, vhost, work)
+        _end(sink)
+        if vhost:
+            subprocess.run(["rabbitmqctl", "delete_vhost", vhost], capture_output=True)
+        shutil.rmtree(work, ignore_errors=True)
+    print(json.dumps(results if len(results) > 1 else results[0], indent=2))
+    ok = all(r["finished"] == args.messages and not r["not_delivered"] for r in results)
+    return 0 if ok else 1
 
 
-def _stop(serve, sink, vhost: str | None, work: Path) -> None:
-    for proc in (serve, sink):
-        if proc is not None and proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(60)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-    if vhost:
-        subprocess.run(["rabbitmqctl", "delete_vhost", vhost], capture_output=True)
-    shutil.rmtree(work, ignore_errors=True)
+def _end(proc) -> None:
+    if proc is not None and proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
