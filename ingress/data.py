@@ -34,7 +34,13 @@ class DataResult:
     leftover: bytes            #: bytes received after the terminator (pipelined commands)
 
 
+TERMINATOR = b"\r\n.\r\n"
+
+
 class DataReader:
+    """Works on blocks, not lines: C-level find/count/replace over whatever arrived, so cost is
+    linear in bytes whatever the line structure. Only a possible start of the terminator is held back."""
+
     def __init__(self, max_size: int, max_header_size: int) -> None:
         self.max_size = max_size
         self.max_header_size = max_header_size
@@ -49,48 +55,47 @@ class DataReader:
 
     def feed(self, data: bytes) -> DataResult | None:
         """Consume bytes; return the result once ``CRLF.CRLF`` is seen, else None."""
-        self._buf += data
-        while True:
-            index = self._buf.find(b"\r\n")
-            if index < 0:
-                self._consume_partial()
-                return None
-            line, self._buf = self._buf[:index], self._buf[index + 2:]
-            if self._line_start and line == b".":
-                return self._finish()
-            self._add(line, complete=True)
+        buf = self._buf + data
+        if self._line_start and buf.startswith(b".\r\n"):
+            return self._finish(buf[3:])
+        end = buf.find(TERMINATOR)
+        if end >= 0:
+            self._block(buf[:end + 2])
+            return self._finish(buf[end + len(TERMINATOR):])
+        keep = _held_back(buf, self._line_start)
+        self._block(buf[:len(buf) - keep])
+        self._buf = buf[len(buf) - keep:]
+        return None
 
-    def _consume_partial(self) -> None:
-        """Pass on bytes of an unfinished line, keeping what could still start ``.CRLF`` or CRLF."""
-        keep = 1 if self._buf.endswith(b"\r") else 0
-        if self._line_start and self._buf.startswith(b".") and len(self._buf) < 3:
-            keep = len(self._buf)
-        cut = len(self._buf) - keep
-        if cut > 0:
-            part, self._buf = self._buf[:cut], self._buf[cut:]
-            self._add(part, complete=False)
-
-    def _add(self, part: bytes, *, complete: bool) -> None:
-        if self._line_start and part.startswith(b"."):
-            part = part[1:]
-        self._check(part)
-        if complete:
-            if self._in_header and self._line_start and not part:
-                self._end_header()
-            part += b"\r\n"
-        if self._in_header:
-            self._header_size += len(part)
-            if self._header_size > self.max_header_size:
-                self._fail(replies.HEADER_TOO_BIG)
-            self._decode_header(part)
-        self._line_start = complete
-        self._store(part)
-
-    def _check(self, part: bytes) -> None:
-        if b"\r" in part or b"\n" in part:
-            self._fail(replies.BARE_NEWLINE)
-        if b"\x00" in part:
+    def _block(self, raw: bytes) -> None:
+        """Bytes that cannot contain (part of) the terminator; never split inside a CRLF."""
+        if not raw:
+            return
+        if b"\r" in raw or b"\n" in raw:
+            crlf = raw.count(b"\r\n")
+            if raw.count(b"\r") != crlf or raw.count(b"\n") != crlf:
+                self._fail(replies.BARE_NEWLINE)
+        if b"\x00" in raw:
             self._fail(replies.NUL_IN_DATA)
+        if self._in_header:
+            self._header(raw)
+        content = raw.replace(b"\r\n.", b"\r\n")
+        if self._line_start and content.startswith(b"."):
+            content = content[1:]
+        self._line_start = raw.endswith(b"\r\n")
+        self._store(content)
+
+    def _header(self, raw: bytes) -> None:
+        if self._line_start and raw.startswith(b"\r\n"):
+            end, part = 0, b""                      # the empty line opens this block
+        else:
+            end = raw.find(b"\r\n\r\n")
+            part = raw if end < 0 else raw[:end + 2]
+        self._header_size += len(part)
+        if self._header_size > self.max_header_size:
+            self._fail(replies.HEADER_TOO_BIG)
+        self._decode_header(part, final=end >= 0)
+        self._in_header = end < 0
 
     def _decode_header(self, part: bytes, final: bool = False) -> None:
         """Header bytes must be UTF-8; the incremental decoder sees a split character whole."""
@@ -99,10 +104,6 @@ class DataReader:
         except UnicodeDecodeError:
             self._fail(replies.BAD_HEADER_BYTES)
             self._header_utf8.reset()
-
-    def _end_header(self) -> None:
-        self._in_header = False
-        self._decode_header(b"", final=True)
 
     def _store(self, part: bytes) -> None:
         self._size += len(part)
@@ -118,9 +119,19 @@ class DataReader:
         if self._problem is None or _RANK[reply] < _RANK[self._problem]:
             self._problem = reply
 
-    def _finish(self) -> DataResult:
+    def _finish(self, leftover: bytes) -> DataResult:
         if self._in_header:
-            self._end_header()
+            self._decode_header(b"", final=True)
         if self._problem is not None:
-            return DataResult(None, self._problem, self._buf)
-        return DataResult(b"".join(self._chunks), None, self._buf)
+            return DataResult(None, self._problem, leftover)
+        return DataResult(b"".join(self._chunks), None, leftover)
+
+
+def _held_back(buf: bytes, line_start: bool) -> int:
+    """How many trailing bytes might begin the terminator (or ".CRLF" right at a line start)."""
+    if line_start and len(buf) < 3 and b".\r\n".startswith(buf):
+        return len(buf)
+    for size in range(len(TERMINATOR) - 1, 0, -1):
+        if buf.endswith(TERMINATOR[:size]):
+            return size
+    return 0

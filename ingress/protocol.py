@@ -81,7 +81,7 @@ class SmtpCore:
         self.envelope = Envelope()
         self.errors = 0
         self.messages = 0
-        self._buf = b""
+        self._buf = bytearray()           # deleting from the front of a bytearray is cheap
         self._discarding = False          # inside an over-long line
         self._data: DataReader | None = None
         self._pending: Request | None = None
@@ -129,7 +129,7 @@ class SmtpCore:
         self.session.host_name = None
         self.session.extended_smtp = False
         self.envelope = Envelope()
-        self._buf = b""
+        self._buf.clear()
         self.state = State.FRESH
 
     # -- the loop --------------------------------------------------------
@@ -160,12 +160,13 @@ class SmtpCore:
             index = self._buf.find(b"\n")
             if index < 0:
                 if len(self._buf) > limit:
-                    self._buf = b""
+                    self._buf.clear()
                     if not self._discarding:
                         self._discarding = True
                         self._too_long()
                 return None
-            line, self._buf = self._buf[:index], self._buf[index + 1:]
+            line = bytes(self._buf[:index])
+            del self._buf[:index + 1]
             if not self._discarding and index + 1 <= limit:
                 return line[:-1] if line.endswith(b"\r") else line
             if not self._discarding:
@@ -188,7 +189,7 @@ class SmtpCore:
     def _close(self, text: str) -> None:
         self._out.extend([Reply(text), Close()])
         self.state = State.CLOSED
-        self._buf = b""
+        self._buf.clear()
 
     def _request(self, request: Request) -> None:
         self._pending = request
@@ -272,7 +273,7 @@ class SmtpCore:
         elif not self.settings.tls_available:
             self._reply(replies.TLS_UNAVAILABLE)
         else:
-            self._buf = b""
+            self._buf.clear()
             self._out.extend([Reply(replies.TLS_READY), StartTls()])
             self.state = State.WAIT
 
@@ -326,12 +327,12 @@ class SmtpCore:
 
     def _feed_data(self) -> bool:
         """Give buffered bytes to the DATA reader; True when the message ended."""
-        data, self._buf = self._buf, b""
+        data, self._buf = bytes(self._buf), bytearray()
         result = self._data.feed(data) if data else None
         if result is None:
             return False
         self._data = None
-        self._buf = result.leftover
+        self._buf = bytearray(result.leftover)
         if result.reply is not None:
             self.envelope = Envelope()
             self.state = State.READY
@@ -354,7 +355,8 @@ class SmtpCore:
         """Take this chunk's octets from the buffer; True when the chunk is complete."""
         chunk = self._chunk
         if chunk.remaining:
-            take, self._buf = self._buf[:chunk.remaining], self._buf[chunk.remaining:]
+            take = bytes(self._buf[:chunk.remaining])
+            del self._buf[:len(take)]
             chunk.remaining -= len(take)
             if chunk.problem is None:
                 self._chunks.add(take)
