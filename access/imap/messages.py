@@ -125,6 +125,8 @@ def _fetch_one(view, uid: int, items: list, need: int) -> bytes:
 
 def _item(view, uid: int, item, loaded) -> bytes:
     msg = view.msgs.get(uid)
+    if item == "ENVELOPE":
+        return b"ENVELOPE " + _envelope(view, uid, loaded)
     if isinstance(item, fetch.Section):
         data = fetch.section_bytes(loaded[1], loaded[0], item)
         value = grammar.literal(fetch.partial(data, item)) if data is not None else b"NIL"
