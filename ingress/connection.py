@@ -83,8 +83,9 @@ class Connection:
         else:
             self.data_deadline = None
         try:
-            return await asyncio.wait_for(self.reader.read(READ_SIZE), timeout)
-        except asyncio.TimeoutError:
+            async with asyncio.timeout(timeout):          # no extra task per read, unlike wait_for
+                return await self.reader.read(READ_SIZE)
+        except TimeoutError:
             return None
 
     async def _perform(self, outputs: list[Output]) -> None:
@@ -122,8 +123,9 @@ class Connection:
 
     async def _drain(self) -> None:
         try:
-            await asyncio.wait_for(self.writer.drain(), self.ctx.config.ingress.command_timeout)
-        except (asyncio.TimeoutError, ConnectionError, OSError):
+            async with asyncio.timeout(self.ctx.config.ingress.command_timeout):
+                await self.writer.drain()
+        except (TimeoutError, ConnectionError, OSError):
             self.closing = True
 
     async def _upgrade(self) -> bool:
@@ -131,7 +133,7 @@ class Connection:
 
         Nothing here may yield to the loop between writing "220 Ready" and ``start_tls``
         (which pauses reading first): the client's ClientHello must reach the TLS layer,
-        not the plaintext reader. So no ``wait_for``; the handshake has its own timeout.
+        not the plaintext reader. So no ``wait_for`` (a new task); the handshake has its own timeout.
         """
         if getattr(self.reader, "_buffer", b""):
             log.warning("STARTTLS from %s with pipelined plaintext; closing", self.core.session.peer)
