@@ -66,8 +66,12 @@ def test_metrics_show_every_stage_queue_depth_and_spool_gauges(flow):
 
 
 def test_healthz_beside_metrics_is_ok(flow):
-    with urllib.request.urlopen(f"http://127.0.0.1:{flow.metrics}/healthz", timeout=30) as reply:
-        assert (reply.status, reply.read()) == (200, b"ok\n")
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{flow.metrics}/healthz", timeout=30) as reply:
+            status, body = reply.status, reply.read()
+    except urllib.error.HTTPError as exc:
+        status, body = exc.code, exc.read()
+    assert (status, body) == (200, b"ok\n"), body.decode()
 
 
 def test_trace_of_a_delivered_message_names_every_stage(flow):
@@ -101,7 +105,7 @@ def test_health_fails_naming_clamd_on_a_closed_port(flow):
     closed = procs.free_port()
     result = procs.mailpipe(flow.config, "health", env={"MAILPIPE_ANTIVIRUS__CLAMD": f"tcp://127.0.0.1:{closed}"})
     assert result.returncode == 1
-    assert result.stdout.strip().splitlines() == [f"clamd: cannot connect to 127.0.0.1:{closed}"]
+    assert result.stdout.strip().splitlines() == [f"clamd: cannot connect to 127.0.0.1:{closed}"], result.stdout
 
 
 def test_metrics_report_clamd_down_when_configured_but_closed(flow, tmp_path):
