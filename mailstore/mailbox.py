@@ -112,6 +112,8 @@ def scan(folder: Path) -> FolderState:
     """
     folder = Path(folder)
     key = _dir_key(folder)
+    if key is None and not (folder / "cur").is_dir():
+        return FolderState(0, 1, (), {}, ())     # the folder was deleted: it is empty now
     with _scan_lock:
         hit = _scan_cache.get(str(folder))
     if hit is not None and key is not None and hit[0] == key:

@@ -17,7 +17,8 @@ from email.utils import parsedate_tz
 from access.imap import grammar, replies
 from access.imap.grammar import Atom, Syntax, quote
 from access.imap.selected import View
-from access.imap.session import Outcome, Refused
+from access.imap.session import Refused
+from access.imap.states import State
 from mailstore import folders, mailbox, uidlist
 from mailstore.folders import DELIMITER, FolderError
 
@@ -113,8 +114,9 @@ def cmd_create(s, cmd) -> bytes:
 
 def cmd_delete(s, cmd) -> bytes:
     name = mailbox_name(_one_name(cmd)[0])
-    if s.view is not None and s.view.path == _path(s, name):
-        s.view = None
+    if s.view is not None and s.view.path == _path(s, name) and folders.exists(s.root, name):
+        s.view = None                       # the selected mailbox goes: back to AUTHENTICATED
+        s.state = State.AUTHENTICATED
     return _do(s, cmd, lambda: folders.delete(s.root, name))
 
 

@@ -318,3 +318,14 @@ def test_server_stop_sends_bye(tmp_path):
     srv.stop()
     assert reader.readline().startswith(b"* BYE")
     sock.close()
+
+
+def test_deleting_the_selected_mailbox_unselects(server):
+    client = server.login()
+    _ok(client.create("Gone"))
+    _ok(client.select("Gone"))
+    _ok(client.delete("Gone"))
+    tag = client._new_tag().decode()
+    client.send(f"{tag} FETCH 1 FLAGS\r\n".encode())
+    assert client.readline().decode().startswith(f"{tag} BAD {replies.BAD_STATE}")
+    client.logout()

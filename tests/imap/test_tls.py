@@ -89,3 +89,17 @@ def test_connections_per_user_limited(tmp_path):
     assert out.data == replies.tagged("a", "NO", replies.NO_TOO_MANY)
     first.close()
     assert second.handle(Command("b", "LOGIN", (Atom("alice@example.test"), Atom("pw")))).data.startswith(b"b OK")
+
+
+def test_starttls_discards_pipelined_plaintext(tls_server):
+    import socket
+    sock = socket.create_connection(("127.0.0.1", tls_server.port), timeout=10)
+    reader = sock.makefile("rb")
+    reader.readline()
+    sock.sendall(b"a STARTTLS\r\nb LOGIN alice@example.test pw\r\n")
+    assert reader.readline().startswith(b"a OK")
+    tls = _context(tls_server).wrap_socket(sock, server_hostname="localhost")
+    tls.sendall(b"c NOOP\r\n")
+    line = tls.makefile("rb").readline()
+    assert line.startswith(b"c OK"), line      # "b" was never executed or answered
+    tls.close()
