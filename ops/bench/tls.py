@@ -8,6 +8,7 @@ free ports), then in one run measures, after a warm-up of each kind:
 1. plaintext accept rate: smtplib on the MX port, no AUTH;
 2. TLS accept rate: ``SMTP_SSL`` on the SMTPS port, AUTH PLAIN as the user
    who sends (MAIL FROM its own address), same message count and size;
+   (1 and 2 alternate in ABBA order over ``--rounds`` pairs, ``-n`` split evenly);
 3. connection setup rate: connect + TLS handshake + EHLO + AUTH PLAIN + QUIT
    per second over ``-c`` concurrent clients.
 
@@ -153,15 +154,27 @@ def progress(what: str, started: float = time.monotonic()) -> None:
     print(f"[{time.monotonic() - started:7.1f}s] {what}", file=sys.stderr, flush=True)
 
 
+def combine(runs: list[dict]) -> dict:
+    """Mean of the per-run figures (rates and CPU), with the individual rates kept."""
+    keys = [k for k, v in runs[0].items() if isinstance(v, (int, float)) and k not in ("accepted", "errors")]
+    result = {k: round(sum(r[k] for r in runs) / len(runs), 2) for k in keys}
+    result.update(accepted=sum(r["accepted"] for r in runs), errors=sum(r["errors"] for r in runs),
+                  first_error=next((r["first_error"] for r in runs if r["first_error"]), None),
+                  runs=[r["accept_rate"] for r in runs])
+    return result
+
+
 def measure(args) -> dict:
     progress("warm-up")
     accept_run(args, False, args.warmup)
     accept_run(args, True, args.warmup)
     setup_run(args, min(args.setups, 200))
-    progress("plaintext")
-    plain = accept_run(args, False, args.n)
-    progress("tls + auth")
-    tls = accept_run(args, True, args.n)
+    runs: dict[bool, list[dict]] = {False: [], True: []}
+    for round_ in range(args.rounds):                 # ABBA order cancels drift in a noisy machine
+        for tls in ((False, True) if round_ % 2 == 0 else (True, False)):
+            progress(f"round {round_ + 1}: {'tls + auth' if tls else 'plaintext'}")
+            runs[tls].append(accept_run(args, tls, args.n // args.rounds))
+    plain, tls = combine(runs[False]), combine(runs[True])
     progress("connection setups")
     setup = setup_run(args, args.setups)
     progress("done")
@@ -178,6 +191,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("-c", type=int, default=20, help="concurrent sessions")
     parser.add_argument("--per-session", type=int, default=50)
     parser.add_argument("--setups", type=int, default=1000, help="connect+TLS+EHLO+AUTH+QUIT cycles")
+    parser.add_argument("--rounds", type=int, default=2, help="plaintext/TLS run pairs, in ABBA order")
     parser.add_argument("--users", type=int, default=100)
     parser.add_argument("--warmup", type=int, default=200)
     parser.add_argument("--timeout", type=float, default=600)
