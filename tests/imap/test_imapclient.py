@@ -85,9 +85,8 @@ def test_search_utf8_with_imapclient(server):
 
 def test_id_enable_unselect(server):
     with _client(server) as client:
-        info = client.id_({"name": "test"})
-        info = info if isinstance(info, dict) else dict(zip(info[::2], info[1::2]))
-        assert info[b"name"] == b"mailpipe"
+        (info,) = client.id_({"name": "test"})
+        assert dict(zip(info[::2], info[1::2]))[b"name"] == b"mailpipe"
         client.select_folder("INBOX")
         client.unselect_folder()
         client.select_folder("INBOX", readonly=True)
