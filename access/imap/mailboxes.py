@@ -23,7 +23,7 @@ from mailstore import folders, mailbox, uidlist
 from mailstore.folders import DELIMITER, FolderError
 
 MAX_NAME = 255
-_FORBIDDEN = re.compile(r"[\x00-\x1f\x7f/\\]")
+_FORBIDDEN = re.compile(r"[\x00-\x1f\x7f/\\*%]")   # controls, path separators, LIST wildcards
 
 
 def mailbox_name(token) -> str:

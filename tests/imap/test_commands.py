@@ -83,7 +83,7 @@ def test_create_rename_delete_and_list_wildcards(server):
     client.logout()
 
 
-@pytest.mark.parametrize("name", ["../evil", "a/b", "a..b", ".hidden", "bad\\name", "&Jjo"])
+@pytest.mark.parametrize("name", ["../evil", "a/b", "a..b", ".hidden", "bad\\name", "&Jjo", "a*b", "50%", "/etc", "~root"])
 def test_unsafe_or_invalid_names_are_refused(server, name):
     client = server.login()
     typ, data = client.create(f'"{name}"')
