@@ -124,8 +124,9 @@ class SmtpCore:
         return self._run()
 
     def tls_started(self) -> None:
-        """After the handshake: forget everything said in clear (RFC 3207 4.2)."""
+        """After the handshake: forget everything said in clear, AUTH included (RFC 3207 4.2)."""
         self.session.ssl = True
+        self.session.authenticated, self.session.auth_data = False, None
         self.session.host_name = None
         self.session.extended_smtp = False
         self.envelope = Envelope()
@@ -284,6 +285,9 @@ class SmtpCore:
         if self.messages >= self.settings.max_messages:
             self._close(replies.TOO_MANY_MESSAGES)
             return
+        if command.params and not self.session.extended_smtp:
+            self._reply(replies.UNKNOWN_PARAM)          # parameters are ESMTP: not after HELO
+            return
         problem, smtputf8 = self._mail_params(command.params)
         if problem is None and not command.address.isascii() and not smtputf8:
             problem = replies.NON_ASCII
@@ -311,7 +315,7 @@ class SmtpCore:
         return None, "SMTPUTF8" in seen
 
     def _rcpt(self, command: Command) -> None:
-        if command.params:
+        if command.params:                              # no RCPT parameter is advertised
             self._reply(replies.UNKNOWN_PARAM)
         elif not command.address.isascii() and not self.envelope.smtputf8:
             self._reply(replies.NON_ASCII)

@@ -137,7 +137,7 @@ class Handler:
         entry = self.make_entry(queue_id, session, envelope)
         received = policy.received_header(
             helo=session.host_name, peer_ip=peer_ip(session), hostname=self.ctx.config.hostname,
-            queue_id=queue_id, protocol=self.protocol_name(session),
+            queue_id=queue_id, protocol=self.protocol_name(session, envelope),
             recipient=envelope.rcpt_tos[0] if len(envelope.rcpt_tos) == 1 else None,
             auth_user=entry.auth_user)
         chunks = [received, envelope.original_content or b""]
@@ -159,8 +159,11 @@ class Handler:
         metrics.ingress_accepted()
         return replies.QUEUED.format(queue_id=queue_id)
 
-    def protocol_name(self, session: Session) -> str:
+    def protocol_name(self, session: Session, envelope: Envelope | None = None) -> str:
+        """The Received ``with`` keyword (RFC 3848, RFC 6531 3.7.3: UTF8SMTP[S][A])."""
         name = "ESMTP" if session.extended_smtp else "SMTP"
+        if envelope is not None and envelope.smtputf8:
+            name = "UTF8SMTP"
         if getattr(session, "ssl", None):
             name += "S"
         if session.authenticated:

@@ -84,6 +84,7 @@ def test_smtputf8_round_trip_into_maildir(server, pipeline):
     assert server.spool.load(qid).sender == "zoë@sender.test"
     [stored] = delivered(server, "alice@example.test")
     assert stored.endswith(body.encode())
+    assert b" with UTF8SMTP id " in stored.split(b"\r\n\r\n")[0]
 
 
 def test_authenticated_relay_reaches_the_remote_queue(server, pipeline, client_tls):

@@ -247,3 +247,18 @@ def test_data_after_bdat_and_malformed_bdat():
     assert run(smtp, BDAT_START + b"BDAT 2\r\nabDATA\r\n")[-1] == replies.DATA_AFTER_BDAT
     assert run(smtp, b"RSET\r\nBDAT 1x\r\nMAIL FROM:<a@x.test>\r\n") == \
         [replies.OK, replies.SYNTAX_BDAT, replies.BDAT_BROKEN, "CLOSE"]
+
+
+def test_parameters_need_ehlo():
+    smtp = core()
+    assert run(smtp, b"HELO c\r\nMAIL FROM:<a@x.test> SIZE=10\r\nMAIL FROM:<a@x.test>\r\n")[1:] == \
+        [replies.UNKNOWN_PARAM, replies.MAIL_OK]
+
+
+def test_starttls_forgets_authentication():
+    smtp = core(tls_available=True, plaintext_auth=True)
+    run(smtp, b"EHLO c\r\nAUTH PLAIN " + b64encode(b"\x00u@example.test\x00pw") + b"\r\n")
+    assert smtp.session.authenticated
+    run(smtp, b"STARTTLS\r\n")
+    smtp.tls_started()
+    assert not smtp.session.authenticated and smtp.session.auth_data is None
