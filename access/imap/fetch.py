@@ -25,7 +25,7 @@ SIMPLE = {"FLAGS", "INTERNALDATE", "RFC822.SIZE", "ENVELOPE", "BODY", "BODYSTRUC
           "RFC822", "RFC822.HEADER", "RFC822.TEXT"}
 # section-spec = section-msgtext / (section-part ["." section-text]); section-part = nz-number *("." nz-number)
 _SECTION_RE = re.compile(
-    r"^(BODY|BODY\.PEEK|BINARY|BINARY\.PEEK)\[([^\]]*)\](?:<(\d+)(?:\.(\d+))?>)?$", re.I)
+    r"^(BODY|BODY\.PEEK)\[([^\]]*)\](?:<(\d+)(?:\.(\d+))?>)?$", re.I)
 _TEXTS = ("", "HEADER", "HEADER.FIELDS", "HEADER.FIELDS.NOT", "TEXT", "MIME")
 
 

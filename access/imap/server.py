@@ -27,6 +27,7 @@ from core.clock import Clock
 
 log = logging.getLogger("mailpipe.imap")
 READ_SIZE = 65536
+PRE_AUTH_LITERAL = 8192   #: literal size limit before login (user names, passwords, SASL)
 
 
 class ImapService:
@@ -109,7 +110,8 @@ class _Connection:
     def __init__(self, service: ImapService, reader, writer, session: Session) -> None:
         cfg = service.config.imap
         self.service, self.reader, self.writer, self.session = service, reader, writer, session
-        self.parser = CommandParser(cfg.max_literal, cfg.max_line)
+        self.max_literal = cfg.max_literal
+        self.parser = CommandParser(PRE_AUTH_LITERAL, cfg.max_line)
         self.timeout, self.poll = cfg.idle_timeout, cfg.idle_poll
         self.task: asyncio.Task | None = None
         self.closing = False
@@ -180,6 +182,7 @@ class _Connection:
             self.writer.write(outcome.data)
             await self.writer.drain()
             self.parser.line_mode = self.session.wants_line
+            self.parser.max_literal = self.max_literal if self.session.user else PRE_AUTH_LITERAL
             if outcome.action is Action.CLOSE:
                 return False
             if outcome.action is Action.STARTTLS:
@@ -187,6 +190,6 @@ class _Connection:
         return True
 
     async def _starttls(self) -> None:
-        self.parser = CommandParser(self.parser.max_literal, self.parser.max_line)  # drop pipelined plaintext
+        self.parser = CommandParser(PRE_AUTH_LITERAL, self.parser.max_line)  # drop pipelined plaintext
         await self.writer.start_tls(self.service.tls.context)
         self.session.env.tls_active = True

@@ -329,3 +329,12 @@ def test_deleting_the_selected_mailbox_unselects(server):
     client.send(f"{tag} FETCH 1 FLAGS\r\n".encode())
     assert client.readline().decode().startswith(f"{tag} BAD {replies.BAD_STATE}")
     client.logout()
+
+
+def test_large_literal_refused_before_login(server):
+    client = server.client()
+    tag = client._new_tag().decode()
+    client.send(f"{tag} LOGIN {{100000}}\r\n".encode())
+    assert client.readline().decode().startswith(f"{tag} BAD [TOOBIG]")
+    client.login(USER, PASSWORD)
+    client.logout()
