@@ -107,11 +107,12 @@ def setups(args, count: int, done: list[float], errors: list[str]) -> None:
             errors.append(f"{type(exc).__name__}: {exc}")
 
 
-def timed(args, target, shards: list) -> tuple[float, tuple[float, float], list[float], list[str]]:
-    """Run one thread per shard; (wall s, (server tree CPU s, main process CPU s), samples, errors)."""
+def timed(args, target, shards: list) -> tuple[float, tuple[float, float, float], list[float], list[str]]:
+    """Run one thread per shard; (wall s, (server tree, main process, this client) CPU s, samples, errors)."""
     samples: list[float] = []
     errors: list[str] = []
     tree0, main0 = procstats.cpu_seconds(procstats.tree(args.roots)), procstats.cpu_seconds(args.roots)
+    client0 = time.process_time()
     t0 = time.perf_counter()
     threads = [threading.Thread(target=target, args=(shard, samples, errors)) for shard in shards]
     for thread in threads:
@@ -119,7 +120,8 @@ def timed(args, target, shards: list) -> tuple[float, tuple[float, float], list[
     for thread in threads:
         thread.join(args.timeout)
     wall = time.perf_counter() - t0
-    cpu = (procstats.cpu_seconds(procstats.tree(args.roots)) - tree0, procstats.cpu_seconds(args.roots) - main0)
+    cpu = (procstats.cpu_seconds(procstats.tree(args.roots)) - tree0, procstats.cpu_seconds(args.roots) - main0,
+           time.process_time() - client0)
     return wall, cpu, samples, errors
 
 
@@ -132,22 +134,26 @@ def drain(args, expected: int) -> None:
 
 def accept_run(args, tls: bool, n: int) -> dict:
     shards = [list(range(n))[i::args.c] for i in range(args.c)]
-    wall, (cpu, main_cpu), lat, errors = timed(args, lambda s, l, e: sender(args, tls, s, l, e), shards)
+    wall, (cpu, main_cpu, client_cpu), lat, errors = timed(args, lambda s, l, e: sender(args, tls, s, l, e),
+                                                           shards)
     args.accepted_total += len(lat)
     drain(args, args.accepted_total)
     return {"accepted": len(lat), "errors": len(errors), "first_error": errors[0] if errors else None,
             "accept_rate": round(len(lat) / wall, 1), "p50_ms": round(percentile(lat, 0.5) * 1000, 2),
             "p99_ms": round(percentile(lat, 0.99) * 1000, 2),
             "server_cpu_ms_per_msg_during_accept": round(cpu * 1000 / max(1, len(lat)), 2),
-            "ingress_process_cpu_ms_per_msg": round(main_cpu * 1000 / max(1, len(lat)), 2)}
+            "ingress_process_cpu_ms_per_msg": round(main_cpu * 1000 / max(1, len(lat)), 2),
+            "client_cpu_ms_per_msg": round(client_cpu * 1000 / max(1, len(lat)), 2)}
 
 
 def setup_run(args, n: int) -> dict:
     shards = [n // args.c + (1 if i < n % args.c else 0) for i in range(args.c)]
-    wall, (cpu, main_cpu), done, errors = timed(args, lambda count, d, e: setups(args, count, d, e), shards)
+    wall, (cpu, main_cpu, client_cpu), done, errors = timed(args, lambda count, d, e: setups(args, count, d, e),
+                                                            shards)
     return {"setups": len(done), "errors": len(errors), "first_error": errors[0] if errors else None,
             "setups_per_s": round(len(done) / wall, 1), "p50_ms": round(percentile(done, 0.5) * 1000, 2),
-            "ingress_process_cpu_ms_per_setup": round(main_cpu * 1000 / max(1, len(done)), 2)}
+            "ingress_process_cpu_ms_per_setup": round(main_cpu * 1000 / max(1, len(done)), 2),
+            "client_cpu_ms_per_setup": round(client_cpu * 1000 / max(1, len(done)), 2)}
 
 
 def progress(what: str, started: float = time.monotonic()) -> None:
