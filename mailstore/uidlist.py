@@ -121,8 +121,16 @@ class _Locked:
         os.close(self.fd)
 
 
+_last_validity = [0]
+
+
 def new_validity() -> int:
-    return max(1, int(time.time()) & 0x7FFFFFFF)
+    """The creation time in seconds (RFC 3501 2.3.1.1's suggestion), strictly increasing in this
+    process, so a folder deleted and created again within a second still gets a new value."""
+    with _cache_lock:
+        value = max(int(time.time()) & 0x7FFFFFFF, _last_validity[0] + 1)
+        _last_validity[0] = value
+        return value
 
 
 def sync(folder: Path, present: list[str] | set[str], listed_next: int | None = None) -> UidList:

@@ -338,3 +338,13 @@ def test_large_literal_refused_before_login(server):
     assert client.readline().decode().startswith(f"{tag} BAD [TOOBIG]")
     client.login(USER, PASSWORD)
     client.logout()
+
+
+def test_recreated_mailbox_gets_new_uidvalidity(server):
+    client = server.login()
+    _ok(client.create("Tmp"))
+    first = _ok(client.status("Tmp", "(UIDVALIDITY)"))[0]
+    _ok(client.delete("Tmp"))
+    _ok(client.create("Tmp"))
+    assert _ok(client.status("Tmp", "(UIDVALIDITY)"))[0] != first
+    client.logout()
