@@ -29,9 +29,9 @@ class Roles:
         add_accounts(self.config)
         self.running: dict[str, object] = {}
 
-    def start(self, name: str, *args: str, metrics: bool = False) -> None:
+    def start(self, name: str, *args: str, metrics: bool = False, env: dict | None = None) -> None:
         log = self.root / f"{name}.log"
-        self.running[name] = procs.start(self.config, *args, log=log, env=None if metrics else NO_METRICS)
+        self.running[name] = procs.start(self.config, *args, log=log, env=env or (None if metrics else NO_METRICS))
 
     def start_worker(self, stages: str) -> None:
         self.start(f"worker-{stages}", "worker", "--stages", stages, "-c", "2", "--name", f"w-{stages}")
@@ -96,7 +96,8 @@ def test_rabbitmq_every_role_apart_spam_queue_grows_and_drains(tmp_path, rabbit_
     roles = Roles(tmp_path, broker_url=rabbit_vhost)
     try:
         roles.start_ingress()
-        roles.start("scheduler", "scheduler")
+        scheduler_port = procs.free_port()       # the scheduler's own endpoint carries the queue gauges
+        roles.start("scheduler", "scheduler", env={"MAILPIPE_METRICS__PORT": str(scheduler_port)})
         for stage in STAGES:
             roles.start_worker(stage)
         procs.wait_for(lambda: all(q["consumers"] == 1 for q in roles.status()["queues"]), 90,
@@ -112,6 +113,11 @@ def test_rabbitmq_every_role_apart_spam_queue_grows_and_drains(tmp_path, rabbit_
                               60, "4 messages waiting in the spam queue")
         assert procs.depth(snap, "smtp_in") == 0 and procs.depth(snap, "antivirus") == 0
         assert procs.maildir_count(roles.data_dir) == 3
+        gauges = scrape(scheduler_port)
+        assert gauges['mailpipe_queue_depth{queue="spam",stage="spam"}'] == 4
+        assert gauges['mailpipe_queue_consumers{queue="spam",stage="spam"}'] == 0
+        assert gauges['mailpipe_queue_consumers{queue="rules",stage="rules"}'] == 1
+        assert gauges['mailpipe_spool_messages{state="active"}'] == 4
 
         roles.start_worker("spam")
         procs.wait_for(lambda: procs.maildir_count(roles.data_dir) == 7, 60, "the spam queue drained")
