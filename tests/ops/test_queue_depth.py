@@ -33,8 +33,8 @@ class Roles:
         log = self.root / f"{name}.log"
         self.running[name] = procs.start(self.config, *args, log=log, env=env or (None if metrics else NO_METRICS))
 
-    def start_worker(self, stages: str) -> None:
-        self.start(f"worker-{stages}", "worker", "--stages", stages, "-c", "2", "--name", f"w-{stages}")
+    def start_worker(self, stages: str, env: dict | None = None) -> None:
+        self.start(f"worker-{stages}", "worker", "--stages", stages, "-c", "2", "--name", f"w-{stages}", env=env)
 
     def stop(self, name: str) -> None:
         procs.stop(self.running.pop(name))
@@ -131,7 +131,8 @@ def test_rabbitmq_depth_with_only_the_smtp_in_worker(tmp_path, rabbit_vhost):
     roles = Roles(tmp_path, broker_url=rabbit_vhost)
     try:
         roles.start_ingress()
-        roles.start_worker("smtp_in")
+        worker_port = procs.free_port()          # a standalone worker serves its own counters
+        roles.start_worker("smtp_in", env={"MAILPIPE_METRICS__PORT": str(worker_port)})
         procs.wait_for(lambda: next(q for q in roles.status()["queues"] if q["stage"] == "smtp_in")["consumers"] == 1,
                        90, "the smtp_in worker consuming")
         procs.send(roles.ports["ingress.smtp_port"], 5, rcpt=USER)
@@ -140,5 +141,8 @@ def test_rabbitmq_depth_with_only_the_smtp_in_worker(tmp_path, rabbit_vhost):
         assert [q["stage"] for q in snap["queues"]] == list(STAGES)
         assert procs.depth(snap, "smtp_in") == 0
         assert next(q for q in snap["queues"] if q["stage"] == "antivirus")["consumers"] == 0
+        own = scrape(worker_port)
+        assert own['mailpipe_stage_processed_total{stage="smtp_in"}'] == 5
+        assert own['mailpipe_queue_published_total{queue="antivirus"}'] == 5
     finally:
         roles.stop_all()
