@@ -196,6 +196,7 @@ class MetricsConfig(Section):
     port: int = Field(9425, ge=0, le=65535)
     listen: str = "127.0.0.1"                  #: address the /metrics and /healthz endpoint binds
     worker_stale_after: float = Field(15.0, gt=0)  #: a worker heartbeat older than this (s) counts as dead
+    peers: list[str] = []                      #: other roles' "host:port" endpoints `queue status` sums for in/out rates
 
 
 class Config(BaseSettings):

@@ -5,8 +5,8 @@ state, bytes, oldest deferred age, oldest waiting message per stage, top remote
 destinations) and turning two snapshots into in/out rates per stage queue.
 
 Rates: ``in`` counts queue IDs published to the queue (the broker's own
-counter where it has one, else the ``mailpipe_queue_published`` metric read from
-the local endpoint); ``out`` is in minus the depth change. Without either
+counter where it has one, else the ``mailpipe_queue_published`` metric summed over
+the local endpoint and ``[metrics] peers``); ``out`` is in minus the depth change. Without either
 source the rates are unknown (``None``), never guessed.
 
 Must not: change the spool or the broker; render (``ops.commands.queue``).
@@ -51,18 +51,26 @@ def spool_summary(spool, now: float) -> SpoolSummary:
                         {k: round(v, 3) for k, v in oldest.items()}, domains.most_common(TOP_DESTINATIONS))
 
 
-def published_counts(config, timeout: float = 0.5) -> dict[str, float] | None:
-    """``mailpipe_queue_published`` per queue from the local metrics endpoint; None if unreachable."""
-    if not config.metrics.enabled:
-        return None
+def endpoints(config) -> list[str]:
+    """This host's metrics endpoint plus ``[metrics] peers`` (each role's own endpoint), deduplicated."""
     host = config.metrics.listen if config.metrics.listen not in ("0.0.0.0", "::") else "127.0.0.1"
-    url = f"http://{host}:{config.metrics.port}/metrics"
-    try:
-        with urllib.request.urlopen(url, timeout=timeout) as reply:
-            text = reply.read().decode("utf-8", "replace")
-    except (OSError, ValueError):
-        return None
-    return parse_published(text)
+    found = [f"{host}:{config.metrics.port}"] if config.metrics.enabled else []
+    return found + [p for p in config.metrics.peers if p not in found]
+
+
+def published_counts(config, timeout: float = 0.5) -> dict[str, float] | None:
+    """``mailpipe_queue_published`` per queue summed over the endpoints; None if none answers."""
+    total: dict[str, float] | None = None
+    for endpoint in endpoints(config):
+        try:
+            with urllib.request.urlopen(f"http://{endpoint}/metrics", timeout=timeout) as reply:
+                text = reply.read().decode("utf-8", "replace")
+        except (OSError, ValueError):
+            continue
+        total = total or {}
+        for queue, value in parse_published(text).items():
+            total[queue] = total.get(queue, 0.0) + value
+    return total
 
 
 def parse_published(text: str) -> dict[str, float]:

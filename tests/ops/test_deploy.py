@@ -79,6 +79,8 @@ def test_every_role_env_file_is_a_valid_override_with_its_own_metrics_port(monke
                                                         ("smtp_in", "antivirus", "spam", "rules", "route", "local", "remote")}
     assert set(ports) == roles
     assert len(set(ports.values())) == len(ports)       # one endpoint per role on one host
+    peers = load(EXAMPLE / "mailpipe.toml").metrics.peers   # what queue status --watch sums for rates
+    assert sorted(peers) == sorted(f"127.0.0.1:{p}" for role, p in ports.items() if role != "scheduler")
 
 
 def test_example_config_is_the_rabbitmq_one_host_layout():

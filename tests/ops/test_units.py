@@ -167,3 +167,37 @@ def test_grafana_dashboard_only_uses_metrics_mailpipe_exports(tmp_path):
     used = {name for panel in dashboard["panels"] for target in panel["targets"]
             for name in re.findall(r"mailpipe_[a-z_]+", target["expr"])}
     assert used and used <= exported, used - exported
+
+
+def test_published_counts_sum_over_every_answering_endpoint(tmp_path):
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from ops.watch import published_counts
+
+    def serve(text: str) -> ThreadingHTTPServer:
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self):                    # noqa: N802
+                body = text.encode()
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args):
+                return None
+        server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        return server
+    one = serve('mailpipe_queue_published_total{queue="spam"} 3.0\n')
+    two = serve('mailpipe_queue_published_total{queue="spam"} 4.0\n'
+                'mailpipe_queue_published_total{queue="local"} 1.0\n')
+    try:
+        peers = [f"127.0.0.1:{two.server_address[1]}", f"127.0.0.1:{procs.free_port()}"]   # one closed
+        config = config_for(tmp_path, metrics={"port": one.server_address[1], "peers": peers})
+        assert published_counts(config) == {"spam": 7.0, "local": 1.0}
+        nobody = config_for(tmp_path, metrics={"port": procs.free_port(), "peers": []})
+        assert published_counts(nobody) is None
+    finally:
+        one.shutdown()
+        two.shutdown()
