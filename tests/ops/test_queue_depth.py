@@ -7,6 +7,7 @@ stage, scheduler); the spam worker is stopped, its queue grows, and drains when 
 
 from __future__ import annotations
 
+import json
 import re
 
 import pytest
@@ -83,9 +84,20 @@ def test_embedded_depth_counts_messages_held_back_by_a_stopped_stage(tmp_path):
         # depth 5, unacked 0, consumers unknown (embedded), in/out from the ingress's counters: 0 while idle
         row = r"antivirus\s+\W\s+antivirus\s+\W\s+5\s+\W\s+0\s+\W\s+-\s+\W\s+0\.0\s+\W\s+0\.0\s+\W"
         assert re.search(row, watch.stdout), watch.stdout
+        waiting = json.loads(procs.mailpipe(roles.config, "queue", "list", "--json").stdout)[0]["id"]
+        in_flight = procs.mailpipe(roles.config, "trace", waiting)
+        assert in_flight.returncode == 0, in_flight.stderr
+        assert re.search(r"\ssmtp_in\s+accepted\s", in_flight.stdout), in_flight.stdout
+        assert in_flight.stdout.rstrip().endswith("final     in flight: waiting for or running stage antivirus")
         roles.start_worker("antivirus,spam,rules,route,local,remote")
         procs.wait_for(lambda: procs.maildir_count(roles.data_dir) == 5, 60, "the held mail delivered")
         assert procs.depth(roles.status(), "antivirus") == 0
+        procs.wait_for(lambda: (roles.data_dir / "spool").exists() and
+                       json.loads(procs.mailpipe(roles.config, "queue", "list", "--json").stdout) == [],
+                       30, "every entry finished")
+        delivered = procs.mailpipe(roles.config, "trace", waiting, "--json")
+        assert json.loads(delivered.stdout)["stages"] == ["ingress", "smtp_in", "antivirus", "spam", "rules",
+                                                          "route", "local"]
     finally:
         roles.stop_all()
 
