@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime
 import ipaddress
 import os
+import re
 from pathlib import Path
 
 import click
@@ -53,7 +54,12 @@ def _san(hostname: str):
         return x509.DNSName(hostname)
 
 
+_HOSTNAME = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?|[0-9A-Fa-f:.]+")
+
+
 def write_pair(out: Path, hostname: str, *, force: bool = False) -> tuple[Path, Path]:
+    if not _HOSTNAME.fullmatch(hostname):      # it becomes a file name: no "/" or ".." games
+        raise click.ClickException(f"not a host name: {hostname!r}")
     cert_path, key_path = out / f"{hostname}.crt", out / f"{hostname}.key"
     if not force and (cert_path.exists() or key_path.exists()):
         raise click.ClickException(f"{cert_path} or {key_path} exists (use --force to replace)")

@@ -37,3 +37,9 @@ def test_ip_address_hostname(tmp_path):
     parsed = x509.load_pem_x509_certificate(cert.read_bytes())
     names = parsed.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
     assert [str(ip) for ip in names.get_values_for_type(x509.IPAddress)] == ["127.0.0.1"]
+
+
+@pytest.mark.parametrize("name", ["../evil", "a/b", "", "-x", "host name"])
+def test_bad_hostnames_refused(tmp_path, name):
+    with pytest.raises(click.ClickException):
+        write_pair(tmp_path, name)
