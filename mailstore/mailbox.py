@@ -15,7 +15,9 @@ Must not: know IMAP sequence numbers, sessions or protocol syntax.
 
 from __future__ import annotations
 
+import gc
 import itertools
+import operator
 import os
 import socket
 import threading
@@ -82,13 +84,15 @@ def _list(path: Path) -> list[str]:
         return []
 
 
-def _entries(folder: Path) -> dict[str, tuple[str, str, str]]:
-    """base -> (sub, name, letters); new/ is listed before cur/ so a concurrent move is seen."""
-    found: dict[str, tuple[str, str, str]] = {}
+def _entries(folder: Path) -> dict[str, Message]:
+    """base -> Message (UID 0 for now); new/ is listed before cur/ so a concurrent move is seen."""
+    found: dict[str, Message] = {}
     for sub in ("new", "cur"):
         for name in _list(folder / sub):
-            base, letters = split_name(name)
-            found[base] = (sub, name, letters)
+            base, sep, letters = name.partition(":2,")
+            if not sep:
+                base, letters = name.partition(":")[0], ""
+            found[base] = Message(0, base, sub, name, letters)
     return found
 
 
@@ -119,7 +123,13 @@ def scan(folder: Path) -> FolderState:
     if hit is not None and key is not None and hit[0] == key:
         return hit[1]
     started = time.time()
-    state = _scan_uncached(folder)
+    was_enabled = gc.isenabled()
+    gc.disable()     # 100k short-lived objects would trigger repeated full collections
+    try:
+        state = _scan_uncached(folder)
+    finally:
+        if was_enabled:
+            gc.enable()
     after = _dir_key(folder)
     if after is not None and all(mtime / 1e9 < started - MTIME_MARGIN for mtime in after[:2]):
         with _scan_lock:
@@ -127,6 +137,9 @@ def scan(folder: Path) -> FolderState:
                 _scan_cache.clear()
             _scan_cache[str(folder)] = (after, state)
     return state
+
+
+_uid_of = operator.attrgetter("uid")
 
 
 def _scan_uncached(folder: Path) -> FolderState:
@@ -137,8 +150,10 @@ def _scan_uncached(folder: Path) -> FolderState:
     listed_next = before.next_uid if before is not None else 1
     ulist = uidlist.sync(folder, found.keys(), listed_next)
     uids = ulist.uids
-    messages = [Message(uids[b], b, sub, name, letters) for b, (sub, name, letters) in found.items()]
-    messages.sort(key=lambda m: m.uid)
+    messages = list(found.values())
+    for msg in messages:
+        msg.uid = uids[msg.base]
+    messages.sort(key=_uid_of)
     by_uid = {m.uid: m for m in messages}
     new = tuple(m.uid for m in messages if m.sub == "new")
     return FolderState(ulist.validity, ulist.next_uid, tuple(messages), by_uid, new)

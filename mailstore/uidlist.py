@@ -41,6 +41,8 @@ class UidList:
     uids: dict[str, int] = field(default_factory=dict)  #: base -> uid
 
     def covers(self, bases) -> bool:
+        if isinstance(bases, (set, frozenset, type({}.keys()))):
+            return bases <= self.uids.keys()
         uids = self.uids
         return all(base in uids for base in bases)
 
@@ -101,11 +103,16 @@ def _write(folder: Path, uidlist: UidList) -> None:
     data = "".join(parts).encode("utf-8", "surrogateescape")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     try:
-        os.write(fd, data)
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
         os.fsync(fd)
+        st = os.fstat(fd)
     finally:
         os.close(fd)
     os.replace(tmp, path)
+    with _cache_lock:   # the renamed inode keeps this stat key until someone replaces it
+        _cache[str(path)] = ((st.st_ino, st.st_size, st.st_mtime_ns), uidlist)
 
 
 class _Locked:
