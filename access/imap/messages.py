@@ -95,10 +95,15 @@ def cmd_fetch(s, cmd, by_uid: bool = False) -> bytes:
         items.insert(0, "UID")
     view = s.view
     out = [s.updates(allow_expunge=by_uid)]
+    missing = 0
     for uid in uids:
         if view.seq_of(uid) is None:
             continue
-        out.append(_fetch_one(view, uid, items, need))
+        line = _fetch_one(view, uid, items, need)
+        missing += not line
+        out.append(line)
+    if missing:   # expunged by another session meanwhile (RFC 5530 EXPUNGEISSUED)
+        return b"".join(out) + replies.tagged(cmd.tag, "NO", replies.NO_EXPUNGED)
     return b"".join(out) + replies.tagged(cmd.tag, "OK", replies.OK_DONE)
 
 

@@ -113,3 +113,18 @@ def test_pipelined_commands_are_answered_in_order(server):
             tags.append(line.split(b" ", 2)[:2])
     assert tags == [[b"a", b"OK"], [b"b", b"OK"], [b"c", b"OK"], [b"d", b"OK"]]
     sock.close()
+
+
+def test_fetch_of_message_expunged_elsewhere_says_expungeissued(server):
+    server.deliver(make_message("a"))
+    first, second = server.login(), server.login()
+    first.select("INBOX")
+    second.select("INBOX")
+    first.store("1", "+FLAGS", "(\\Deleted)")
+    first.expunge()
+    typ, data = second.fetch("1", "(BODY.PEEK[])")     # EXPUNGE may not be sent during FETCH
+    assert typ == "NO" and b"EXPUNGEISSUED" in data[0]
+    second.noop()
+    assert second.untagged_responses.get("EXPUNGE") == [b"1"]
+    first.logout()
+    second.logout()
