@@ -11,16 +11,18 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
+from typing import Iterator
 
 from access.imap import fetch, grammar, mime, replies, search
 from access.imap.grammar import Atom, Syntax
 from access.imap.mailboxes import _path, mailbox_name
-from access.imap.session import Refused
+from access.imap.session import Outcome, Refused
 from mailstore import mailbox
 
 _parsed: OrderedDict = OrderedDict()
 _parsed_lock = threading.Lock()
 PARSED_CACHE = 256
+STREAM_AFTER = 20    #: FETCH of more bodies than this is written message by message
 
 
 def _load(view, uid: int) -> tuple[bytes, mime.Part] | None:
@@ -94,17 +96,25 @@ def cmd_fetch(s, cmd, by_uid: bool = False) -> bytes:
     if by_uid and "UID" not in items:
         items.insert(0, "UID")
     view = s.view
-    out = [s.updates(allow_expunge=by_uid)]
+    head = s.updates(allow_expunge=by_uid)
+    lines = _fetch_lines(view, uids, items, need, cmd.tag)
+    if need == fetch.NEED_FULL and len(uids) > STREAM_AFTER:   # bodies: sent message by message
+        return Outcome(head, stream=lines, tag=cmd.tag)
+    return head + b"".join(lines)
+
+
+def _fetch_lines(view, uids: list[int], items: list, need: int, tag: str) -> Iterator[bytes]:
     missing = 0
     for uid in uids:
         if view.seq_of(uid) is None:
             continue
         line = _fetch_one(view, uid, items, need)
         missing += not line
-        out.append(line)
+        yield line
     if missing:   # expunged by another session meanwhile (RFC 5530 EXPUNGEISSUED)
-        return b"".join(out) + replies.tagged(cmd.tag, "NO", replies.NO_EXPUNGED)
-    return b"".join(out) + replies.tagged(cmd.tag, "OK", replies.OK_DONE)
+        yield replies.tagged(tag, "NO", replies.NO_EXPUNGED)
+    else:
+        yield replies.tagged(tag, "OK", replies.OK_DONE)
 
 
 _ENVELOPE_ONLY = ("FLAGS", "UID", "RFC822.SIZE", "INTERNALDATE", "ENVELOPE")

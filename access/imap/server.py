@@ -181,6 +181,8 @@ class _Connection:
                 await asyncio.sleep(outcome.delay)
             self.writer.write(outcome.data)
             await self.writer.drain()
+            if outcome.stream is not None:
+                await self._stream(outcome)
             self.parser.line_mode = self.session.wants_line
             self.parser.max_literal = self.max_literal if self.session.user else PRE_AUTH_LITERAL
             if outcome.action is Action.CLOSE:
@@ -188,6 +190,18 @@ class _Connection:
             if outcome.action is Action.STARTTLS:
                 await self._starttls()
         return True
+
+    async def _stream(self, outcome) -> None:
+        """Write a long reply piece by piece, so memory stays bounded and other clients get turns."""
+        try:
+            for chunk in outcome.stream:
+                self.writer.write(chunk)
+                await self.writer.drain()
+        except (ConnectionError, OSError):
+            raise
+        except Exception:   # a bug half-way: finish the command without leaking its text
+            log.exception("imap: streamed reply failed for %s", self.session.user)
+            self.writer.write(replies.tagged(outcome.tag, "NO", replies.NO_SERVER))
 
     async def _starttls(self) -> None:
         self.parser = CommandParser(PRE_AUTH_LITERAL, self.parser.max_line)  # drop pipelined plaintext

@@ -24,6 +24,7 @@ import enum
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Iterator
 
 from access.imap import grammar, replies, states
 from access.imap.grammar import Syntax
@@ -47,6 +48,8 @@ class Outcome:
     data: bytes = b""
     action: Action = Action.NONE
     delay: float = 0.0        # wait this long before sending (failed logins)
+    stream: Iterator[bytes] | None = None   # more output after `data`, ending with the tagged reply
+    tag: str = ""             # the command's tag, for a NO if `stream` fails half-way
 
 
 class Refused(Exception):

@@ -135,3 +135,11 @@ def test_search_bad_charset_and_syntax(server):
     tag = client._new_tag().decode()
     client.send(f"{tag} SEARCH FROBNICATE\r\n".encode())
     assert client.readline().decode().startswith(f"{tag} BAD")
+
+
+def test_many_bodies_are_streamed_exactly(server):
+    messages = [make_message(f"bulk {i}", body=f"body {i}\r\n" * (i + 1)) for i in range(30)]
+    client = _select(server, *messages)
+    data = _fetch(client, "1:*", "(UID BODY.PEEK[])")
+    bodies = [d[1] for d in data if isinstance(d, tuple)]
+    assert bodies == messages
