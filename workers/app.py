@@ -15,10 +15,10 @@ from __future__ import annotations
 from celery import Celery
 from kombu import Exchange, Queue
 
-from core.errors import BrokerUnavailable
 from ops import metrics
 from ops.config import STAGES, Config
 from workers import embedded_broker
+from workers.publisher import EmbeddedPublisher, celery_publish
 
 #: every broker queue, in pipeline order
 QUEUE_STAGES = ("smtp_in",) + STAGES
@@ -40,6 +40,7 @@ def create_app(config: Config) -> Celery:
         _register_task(app, stage)
     app.mailpipe_config = config
     app.mailpipe_runtime = None
+    app.mailpipe_publisher = None
     return app
 
 
@@ -97,10 +98,11 @@ def publish(app: Celery, stage: str, queue_id: str, redelivered: bool = False) -
     worked on (the sweeper), so stages check what was already done.
     """
     config: Config = app.mailpipe_config
-    try:
-        app.send_task(task_name(stage), args=[queue_id], kwargs={"redelivered": True} if redelivered else None,
-                      queue=queue_name(config, stage),
-                      routing_key=queue_name(config, stage), ignore_result=True)
-    except Exception as exc:          # kombu/amqp raise many types; all mean "not confirmed"
-        raise BrokerUnavailable(f"publish to {stage} failed: {type(exc).__name__}: {exc}") from None
+    if config.embedded_broker:
+        if app.mailpipe_publisher is None:
+            app.mailpipe_publisher = EmbeddedPublisher(str(config.data_dir.resolve()),
+                                                       lambda s: queue_name(config, s), task_name)
+        app.mailpipe_publisher(stage, queue_id, redelivered)
+    else:
+        celery_publish(app, stage, queue_id, redelivered)
     metrics.published(queue_name(config, stage))

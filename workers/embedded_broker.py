@@ -63,10 +63,14 @@ class BrokerDir:
         self.root = Path(root)
         self.tmp = self.root / "tmp"
         self.tmp.mkdir(parents=True, exist_ok=True)
+        self._ready: dict[str, Path] = {}
 
     def ready(self, queue: str) -> Path:
-        path = self.root / "ready" / queue_dir_name(queue)
-        path.mkdir(parents=True, exist_ok=True)
+        path = self._ready.get(queue)
+        if path is None:
+            path = self.root / "ready" / queue_dir_name(queue)
+            path.mkdir(parents=True, exist_ok=True)
+            self._ready[queue] = path
         return path
 
     def inflight(self, queue: str) -> Path:
@@ -77,8 +81,13 @@ class BrokerDir:
     def put(self, queue: str, payload: bytes) -> None:
         name = f"{time.time_ns():020d}-{os.getpid()}-{os.urandom(4).hex()}"
         tmp = self.tmp / name
-        with open(tmp, "wb") as handle:
-            handle.write(payload)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            view = memoryview(payload)
+            while view:
+                view = view[os.write(fd, view):]
+        finally:
+            os.close(fd)
         os.rename(tmp, self.ready(queue) / name)
 
     def size(self, queue: str) -> int:
