@@ -30,6 +30,7 @@ import contextlib
 import json
 import os
 import re
+import socket
 import time
 from collections import deque
 from pathlib import Path
@@ -211,8 +212,13 @@ class Channel(virtual.Channel):
 
 
 class Transport(virtual.Transport):
+    """Polls the ready folders: every ``polling_interval`` when they are empty,
+    every ``busy_interval`` while the prefetch window is full, so a worker whose
+    threads finish tasks quickly is fed again at once instead of a poll later."""
+
     Channel = Channel
     polling_interval = 0.05
+    busy_interval = 0.002
     default_port = 0
     driver_type = "spool"
     driver_name = "mailpipe-spool"
@@ -220,6 +226,19 @@ class Transport(virtual.Transport):
 
     def driver_version(self):
         return "1"
+
+    def drain_events(self, connection, timeout=None):
+        started = time.monotonic()
+        while True:
+            try:
+                self.cycle.get(self._deliver, timeout=timeout)
+                return
+            except Empty:
+                if timeout is not None and time.monotonic() - started >= timeout:
+                    raise socket.timeout() from None
+                full = any(ch._consumers and not ch.qos.can_consume() for ch in self.channels)
+                pause = self.busy_interval if full else self.polling_interval
+                time.sleep(min(pause, timeout) if timeout else pause)
 
 
 def register() -> None:
