@@ -37,6 +37,8 @@ from ingress.limits import ConnectionLimits, PassedClients
 from ingress.protocol import AuthRequest, Envelope, MailRequest, RcptRequest, Session, Settings
 from mailstore.directory import Directory, normalize
 from ops import metrics
+from filters.rules import from_config as rules_from_config
+from filters.verdict import Action
 from ops.config import Config
 from spool.fs import FilesystemSpool
 from spool.model import Entry, Recipient
@@ -70,6 +72,7 @@ class IngressContext:
         self.connections = ConnectionLimits(self.config.ingress.max_connections,
                                             self.config.ingress.max_connections_per_ip)
         self.passed = PassedClients(self.config.ingress.greet_pass_ttl, self.clock)
+        self.rules = rules_from_config(self.config.rules)     # SMTP-time operator rules (or None)
 
 
 def peer_ip(session: Session) -> str | None:
@@ -107,8 +110,27 @@ class Handler:
         await asyncio.sleep(delay)
         return replies.AUTH_FAILED, None
 
+    def policy_reply(self, session: Session, sender: str, recipient: str | None) -> str | None:
+        """Operator rules that need only the envelope: a 5xx/4xx reply now, or None to go on."""
+        rules = self.ctx.rules
+        if rules is None:
+            return None
+        rules.reload_if_changed()
+        verdict = rules.check_envelope(peer_ip(session), session.host_name, sender, recipient)
+        if verdict is None:
+            return None
+        reply = replies.POLICY_REJECT if verdict.action == Action.REJECT else replies.POLICY_TEMPFAIL
+        log.info("reject: %s from %s[%s]: %s (rule %s: %s); from=<%s>%s", "RCPT" if recipient else "MAIL",
+                 session.host_name, peer_ip(session), reply, ",".join(verdict.rules), verdict.reason,
+                 policy.printable(sender), f" to=<{policy.printable(recipient)}>" if recipient else "")
+        metrics.ingress_rejected(reply)
+        return reply
+
     async def mail(self, session: Session, request: MailRequest) -> str:
         """After AUTH, MAIL FROM must be one of the user's own addresses or aliases."""
+        refused = self.policy_reply(session, request.address, None)
+        if refused:
+            return refused
         if session.authenticated:
             if not self.ctx.directory.snapshot().owns_sender(session.auth_data, request.address):
                 log.info("reject: MAIL from %s: <%s> not owned by %s", peer_ip(session),
@@ -124,7 +146,9 @@ class Handler:
         if address == "postmaster":
             address = policy.postmaster_address(snapshot, self.ctx.config.hostname)
         reply = policy.check_recipient(address, snapshot, may_relay=self.may_relay(session))
-        if not reply.startswith("250"):
+        if reply.startswith("250"):
+            reply = self.policy_reply(session, envelope.mail_from or "", address) or reply
+        else:
             log.info("reject: RCPT from %s[%s]: %s; from=<%s> to=<%s>", session.host_name,
                      peer_ip(session), reply, envelope.mail_from, policy.printable(address))
             metrics.ingress_rejected(reply)

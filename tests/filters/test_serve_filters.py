@@ -188,3 +188,25 @@ def test_clamd_outage_defers_and_nothing_is_delivered_unscanned(server, daemons)
     server.cli("queue", "retry", "--all")
     data = wait_for(lambda: inbox_has(server, queue_id.encode()), 60, what="delivery after clamd returned")
     assert b"X-Virus-Scanned: " in data
+
+
+def test_envelope_rule_rejects_during_the_smtp_dialogue(tmp_path):
+    """An IP rule answers 5xx at MAIL FROM (nothing accepted, nothing to bounce); other clients pass."""
+    (tmp_path / "rules.toml").write_text(
+        '[[rule]]\nname = "block-loopback-2"\naction = "reject"\n[rule.when]\nclient_ip = "127.0.0.2/32"\n'
+        '[[rule]]\nname = "no-spammer"\naction = "reject"\n[rule.when]\nsender = "spammer.test"\n')
+    srv = ServeProcess(tmp_path, extra_toml=f'[rules]\nfile = "{tmp_path / "rules.toml"}"\n')
+    add_accounts(srv.data_dir, "example.test", ["alice"])
+    srv.start()
+    try:
+        with smtplib.SMTP("127.0.0.1", srv.smtp_port, timeout=30, source_address=("127.0.0.2", 0)) as smtp:
+            smtp.ehlo("client.remote.test")
+            assert smtp.mail("bob@remote.test") == (550, b"5.7.1 Rejected by policy")
+        with smtplib.SMTP("127.0.0.1", srv.smtp_port, timeout=30) as smtp:
+            smtp.ehlo("client.remote.test")
+            assert smtp.mail("x@spammer.test") == (550, b"5.7.1 Rejected by policy")
+            assert smtp.mail("bob@remote.test")[0] == 250
+            assert smtp.rcpt("alice@example.test")[0] == 250
+        assert json.loads(srv.cli("queue", "list", "--json").stdout) == []
+    finally:
+        srv.stop()
