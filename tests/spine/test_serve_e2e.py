@@ -82,9 +82,7 @@ def test_queue_status_lists_every_stage_empty_after_delivery(server: ServeProces
     assert snap["spool"]["active"] == 0
 
 
-def test_broker_down_gives_451_and_keeps_nothing(tmp_path, broker_url):
-    if broker_url != "spool://":
-        pytest.skip("one run is enough: this test brings its own unreachable broker")
+def test_broker_down_gives_451_and_keeps_nothing(tmp_path):
     dead = f"amqp://guest:guest@127.0.0.1:{free_port()}//"
     srv = ServeProcess(tmp_path, broker_url=dead)
     add_accounts(srv.data_dir, "example.test", ["alice"])
