@@ -40,6 +40,7 @@ from kombu.transport import TRANSPORT_ALIASES, virtual
 
 _SAFE = re.compile(r"[^A-Za-z0-9_.-]")
 RECOVER_EVERY = 2.0
+STABLE_NS = 50_000_000      #: 50 ms: an empty folder unchanged for this long is not listed again
 REDELIVERED = ".r"          #: name suffix of a message recovered from a dead consumer
 
 
@@ -65,6 +66,7 @@ class BrokerDir:
         self.tmp = self.root / "tmp"
         self.tmp.mkdir(parents=True, exist_ok=True)
         self._ready: dict[str, Path] = {}
+        self._inflight: dict[str, Path] = {}
 
     def ready(self, queue: str) -> Path:
         path = self._ready.get(queue)
@@ -75,8 +77,11 @@ class BrokerDir:
         return path
 
     def inflight(self, queue: str) -> Path:
-        path = self.root / "inflight" / queue_dir_name(queue)
-        path.mkdir(parents=True, exist_ok=True)
+        path = self._inflight.get(queue)
+        if path is None:
+            path = self.root / "inflight" / queue_dir_name(queue)
+            path.mkdir(parents=True, exist_ok=True)
+            self._inflight[queue] = path
         return path
 
     def put(self, queue: str, payload: bytes) -> None:
@@ -131,6 +136,8 @@ class Channel(virtual.Channel):
         self._listing: dict[str, deque[str]] = {}
         self._claimed: dict[str, tuple[str, Path]] = {}
         self._last_recover: dict[str, float] = {}
+        self._paths: dict[str, tuple[str, str]] = {}
+        self._empty_at: dict[str, int | None] = {}
         super().__init__(connection, **kwargs)
 
     # routing: routing key == queue name (direct), no shared exchange state needed
@@ -158,24 +165,50 @@ class Channel(virtual.Channel):
 
     def _get(self, queue, timeout=None):
         self._maybe_recover(queue)
-        ready, inflight = self.dir.ready(queue), self.dir.inflight(queue)
+        ready, inflight = self._dirs(queue)
         listing = self._listing.get(queue)
         if not listing:
-            listing = self._listing[queue] = deque(sorted(os.listdir(ready)))
+            listing = self._list(queue, ready)
+        pid = os.getpid()
         while listing:
             name = listing.popleft()
-            claimed = inflight / f"{os.getpid()}-{name}"
+            claimed = f"{inflight}/{pid}-{name}"
             try:
-                os.rename(ready / name, claimed)
+                os.rename(f"{ready}/{name}", claimed)
             except FileNotFoundError:
                 continue                      # another consumer won this one
-            payload = json.loads(claimed.read_bytes())
+            with open(claimed, "rb") as handle:
+                payload = json.loads(handle.read())
             if name.endswith(REDELIVERED):
                 payload["properties"].setdefault("delivery_info", {})["redelivered"] = True
             tag = payload["properties"]["delivery_tag"]
-            self._claimed[tag] = (queue, claimed)
+            self._claimed[tag] = (queue, Path(claimed))
             return payload
         raise Empty()
+
+    def _dirs(self, queue: str) -> tuple[str, str]:
+        dirs = self._paths.get(queue)
+        if dirs is None:
+            dirs = self._paths[queue] = (str(self.dir.ready(queue)), str(self.dir.inflight(queue)))
+        return dirs
+
+    def _list(self, queue: str, ready: str) -> deque[str]:
+        """The ready folder's names, oldest first; an unchanged empty folder is not listed again.
+
+        Directory mtimes move in coarse clock ticks, so an empty listing is
+        trusted only if it was taken well after the folder's last change
+        (``STABLE_NS``): any later rename then lands in a later tick and
+        changes the mtime.
+        """
+        mtime = os.stat(ready).st_mtime_ns
+        if self._empty_at.get(queue) == mtime:
+            return deque()
+        listed_at = time.time_ns()
+        names = os.listdir(ready)
+        stable = not names and listed_at - mtime > STABLE_NS
+        self._empty_at[queue] = mtime if stable else None
+        listing = self._listing[queue] = deque(sorted(names))
+        return listing
 
     def _maybe_recover(self, queue: str) -> None:
         now = time.monotonic()

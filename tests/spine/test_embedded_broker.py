@@ -79,3 +79,18 @@ def test_messages_claimed_by_a_killed_process_come_back(tmp_path):
             message = simple.get(timeout=2)
             assert message.payload == {"qid": "A"}
             message.ack()
+
+
+def test_an_empty_queue_is_not_relisted_but_a_new_message_is_seen(tmp_path):
+    with conn(tmp_path) as c:
+        with c.SimpleQueue("rules") as simple:
+            channel = simple.channel
+            ready = str(BrokerDir(tmp_path / "broker").ready("rules"))
+            old = os.stat(ready).st_mtime_ns - 10**9                     # as if last changed a second ago
+            os.utime(ready, ns=(old, old))
+            assert len(channel._list("rules", ready)) == 0
+            assert channel._empty_at["rules"] == old                     # stable and empty: cached
+            simple.put({"n": 1})                                         # changes the folder's mtime
+            message = simple.get(timeout=2)
+            assert message.payload == {"n": 1}
+            message.ack()
