@@ -20,6 +20,7 @@ Wire format (spamd's PROTOCOL file)::
 from __future__ import annotations
 
 import re
+import socket
 import time
 from dataclasses import dataclass
 
@@ -96,6 +97,7 @@ class SpamcClient:
         try:
             with connect(self.endpoint, self.timeout) as sock:
                 sock.sendall(request)
+                sock.shutdown(socket.SHUT_WR)     # as spamc does: spamd may wait for EOF on a last line without LF
                 return _read_all(sock, deadline)
         except OSError as exc:
             raise FilterUnavailable(f"spamd at {self.endpoint}: {type(exc).__name__}: {exc}") from None

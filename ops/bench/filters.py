@@ -12,7 +12,7 @@ from ops.bench import smtp
 
 def main(argv: list[str]) -> int:
     defaults = ["--start", "-n", "300", "-c", "4", "--per-session", "25", "--warmup", "20",
-                "--worker-processes", "2", "--filters", "antivirus,spam,rules"]
+                "--worker-processes", "1", "--worker-threads", "4", "--filters", "antivirus,spam,rules"]
     given = {a for a in argv if a.startswith("-")}
     merged = []
     i = 0
