@@ -34,6 +34,8 @@ def normalise(text: str) -> str:
 
 def fold(text: str) -> str:
     """Keyword form: NFC, case-folded, runs of whitespace as one space."""
+    if text.isascii():                  # most mail: no normalisation needed, lower() == casefold()
+        return _SPACE.sub(" ", text.lower()).strip()
     return _SPACE.sub(" ", unicodedata.normalize("NFC", normalise(text).casefold())).strip()
 
 
