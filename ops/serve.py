@@ -14,11 +14,9 @@ import asyncio
 import contextlib
 import functools
 import logging
-import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 from core.clock import SystemClock
@@ -74,6 +72,7 @@ class Server:
         self.config_path = config_path
         self.stop_event: asyncio.Event | None = None
         self.services: list = []
+        self.workers: list[WorkerProcess] = []
 
     async def run(self) -> None:
         config = self.config
@@ -88,8 +87,8 @@ class Server:
         app = create_app(config)
         self.publish = functools.partial(publish, app)
         self.tls = TlsContexts(config.tls.cert, config.tls.key)
-        loop.add_signal_handler(signal.SIGHUP, self.tls.reload)
         ctx = IngressContext(config=config, directory=directory, spool=spool, publish=self.publish)
+        loop.add_signal_handler(signal.SIGHUP, self.reload, ctx)
         servers = await start_ingress(ctx, self.tls)
         await self.start_access(directory)
         self.workers = [WorkerProcess(worker_argv(self.config_path, config.data_dir), i)
@@ -113,6 +112,16 @@ class Server:
         if self.metrics_http is not None:
             self.metrics_http.shutdown()
         log.info("stopped")
+
+    def reload(self, ctx: IngressContext) -> None:
+        """SIGHUP: new TLS certificates, the rules file now, and the same for every worker."""
+        self.tls.reload()
+        if ctx.rules is not None:
+            ctx.rules.reload()
+        for worker in self.workers:
+            if worker.proc is not None and worker.proc.poll() is None:
+                worker.proc.send_signal(signal.SIGHUP)
+        log.info("reloaded (SIGHUP)")
 
     async def start_access(self, directory: Directory) -> None:
         """Start the IMAP and POP3 services where they are built and enabled."""

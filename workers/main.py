@@ -7,7 +7,10 @@ billiard's prefork pool can deadlock on a non-AMQP transport when a child dies).
 from __future__ import annotations
 
 import logging
+import signal
 import socket
+
+from celery.signals import worker_ready
 
 from ops.config import Config
 from workers.app import QUEUE_STAGES, create_app, queue_name
@@ -40,4 +43,16 @@ def run_worker(config: Config, stages: list[str], *, concurrency: int | None = N
     from ops import health, metrics_server
     health.start_heartbeat(config, stages)         # liveness for `mailpipe health` (embedded broker)
     metrics_server.role_started(config, "worker")  # own /metrics unless `serve` collects
+    worker_ready.connect(lambda **_: _reload_rules_on_sighup(app), weak=False)
     app.worker_main(argv)
+
+
+def _reload_rules_on_sighup(app) -> None:
+    """SIGHUP re-reads the rules file now (Celery's own SIGHUP restart is replaced)."""
+    def reload(signum, frame) -> None:
+        runtime = app.mailpipe_runtime
+        rules = runtime.filters.get("rules") if runtime is not None else None
+        if rules is not None:
+            rules.reload()
+            log.info("rules reloaded (SIGHUP)")
+    signal.signal(signal.SIGHUP, reload)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import io
 import json
+import signal
 import smtplib
 import unicodedata
 import uuid
@@ -208,5 +209,28 @@ def test_envelope_rule_rejects_during_the_smtp_dialogue(tmp_path):
             assert smtp.mail("bob@remote.test")[0] == 250
             assert smtp.rcpt("alice@example.test")[0] == 250
         assert json.loads(srv.cli("queue", "list", "--json").stdout) == []
+    finally:
+        srv.stop()
+
+
+def test_sighup_reloads_rules_in_ingress_and_workers(tmp_path):
+    rules = tmp_path / "rules.toml"
+    rules.write_text('[[rule]]\nname = "nothing"\naction = "add_header"\nheaders = { "X-Seen" = "1" }\n'
+                     '[rule.when]\nsender = "nobody.test"\n')
+    srv = ServeProcess(tmp_path, extra_toml=f'[rules]\nfile = "{rules}"\nreload_interval = 3600\n')
+    add_accounts(srv.data_dir, "example.test", ["alice"])
+    srv.start()
+    try:
+        send(srv.smtp_port, mime("warm-up", b"first\r\n"))                     # the worker has loaded its rules
+        wait_for(lambda: srv.delivered("alice@example.test"), 30, what="first delivery")
+        rules.write_text('[[rule]]\nname = "no-spammer"\naction = "reject"\n[rule.when]\nsender = "spammer.test"\n'
+                         '[[rule]]\nname = "promo"\naction = "junk"\n[rule.when]\nbody_keyword = "reload-marker"\n')
+        srv.proc.send_signal(signal.SIGHUP)
+        wait_for(lambda: b"rules reloaded (SIGHUP)" in srv.log.read_bytes(), 30, what="worker reload")
+        with smtplib.SMTP("127.0.0.1", srv.smtp_port, timeout=30) as smtp:
+            smtp.ehlo("client.remote.test")
+            assert smtp.mail("x@spammer.test") == (550, b"5.7.1 Rejected by policy")
+        queue_id = send(srv.smtp_port, mime("promo", b"has the reload-marker in it\r\n"))
+        wait_for(lambda: inbox_has(srv, queue_id.encode(), folder="Junk"), 30, what="Junk by the new rule")
     finally:
         srv.stop()
