@@ -7,6 +7,7 @@ A bad configuration stops the command with one line and exit status 2.
 
 from __future__ import annotations
 
+import contextlib
 import sys
 
 import click
@@ -39,6 +40,15 @@ class Context:
     def spool(self):
         from spool.fs import FilesystemSpool
         return FilesystemSpool(self.config.data_dir / "spool")
+
+    @contextlib.contextmanager
+    def locked(self, queue_id: str):
+        """The spool, with this message locked against workers; a clear error if one has it now."""
+        spool = self.spool()
+        with spool.lock(queue_id) as owned:
+            if not owned:
+                raise click.ClickException(f"{queue_id}: busy in a worker right now; try again")
+            yield spool
 
 
 pass_ctx = click.make_pass_decorator(Context)

@@ -106,10 +106,7 @@ def quarantine_release(ctx: Context, queue_id: str) -> None:
     """Deliver a quarantined message: it continues after the stage that quarantined it."""
     from workers.app import create_app, publish
     _quarantined(ctx, queue_id)
-    spool = ctx.spool()
-    with spool.lock(queue_id) as owned:
-        if not owned:
-            raise click.ClickException(f"{queue_id}: busy; try again")
+    with ctx.locked(queue_id) as spool:
         entry = spool.load(queue_id)
         entry.record(time.time(), "operator", "released", "from quarantine")
         entry.state, entry.last_error = State.ACTIVE, ""
@@ -123,10 +120,7 @@ def quarantine_release(ctx: Context, queue_id: str) -> None:
 @pass_ctx
 def quarantine_delete(ctx: Context, queue_id: str) -> None:
     _quarantined(ctx, queue_id)
-    spool = ctx.spool()
-    with spool.lock(queue_id) as owned:
-        if not owned:
-            raise click.ClickException(f"{queue_id}: busy; try again")
+    with ctx.locked(queue_id) as spool:
         spool.delete(queue_id)
     click.echo(f"{queue_id}: deleted")
 

@@ -90,11 +90,8 @@ def show(ctx: Context, queue_id: str) -> None:
 
 def _change(ctx: Context, queue_id: str, allowed: tuple[State, ...], new_state: State, event: str,
             publish: bool) -> None:
-    spool = ctx.spool()
-    entry = _load(ctx, queue_id)
-    with spool.lock(queue_id) as owned:
-        if not owned:
-            raise click.ClickException(f"{queue_id}: busy in a worker right now; try again")
+    _load(ctx, queue_id)
+    with ctx.locked(queue_id) as spool:
         entry = spool.load(queue_id)
         if entry.state not in allowed:
             raise click.ClickException(f"{queue_id}: is {entry.state.value}, expected {'/'.join(allowed)}")
@@ -155,11 +152,9 @@ def bounce(ctx: Context, queue_id: str) -> None:
     from workers import bounce as bounces
     from workers.app import create_app
     from workers.app import publish as do_publish
-    spool, now = ctx.spool(), time.time()
+    now = time.time()
     _load(ctx, queue_id)
-    with spool.lock(queue_id) as owned:
-        if not owned:
-            raise click.ClickException(f"{queue_id}: busy in a worker right now; try again")
+    with ctx.locked(queue_id) as spool:
         entry = spool.load(queue_id)
         if entry.state == State.DONE:
             raise click.ClickException(f"{queue_id}: already done")
@@ -179,10 +174,7 @@ def bounce(ctx: Context, queue_id: str) -> None:
 def delete(ctx: Context, queue_id: str) -> None:
     """Delete a message from the spool (no bounce)."""
     _load(ctx, queue_id)
-    spool = ctx.spool()
-    with spool.lock(queue_id) as owned:
-        if not owned:
-            raise click.ClickException(f"{queue_id}: busy in a worker right now; try again")
+    with ctx.locked(queue_id) as spool:
         spool.delete(queue_id)
     click.echo(f"{queue_id}: deleted")
 
