@@ -66,14 +66,9 @@ def cli(click_ctx: click.Context, config_path: str | None, data_dir: str | None)
 
 
 def _register() -> None:
-    from ops.commands import accounts, config_cmd, queue, roles
-    for module in (accounts, config_cmd, queue, roles):
+    from ops.commands import accounts, config_cmd, filters, ops_tools, queue, roles, tls
+    for module in (accounts, config_cmd, queue, roles, filters, ops_tools, tls):
         module.register(cli)
-    for optional in ("ops.commands.filters", "ops.commands.ops_tools", "ops.commands.tls"):
-        try:
-            __import__(optional, fromlist=["register"]).register(cli)
-        except ImportError:
-            pass
 
 
 def main() -> None:

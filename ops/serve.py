@@ -19,6 +19,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from access.imap.server import ImapService
+from access.pop3.server import Pop3Service
 from core.clock import SystemClock
 from core.tls import TlsContexts
 from ingress.server import IngressContext, start_ingress
@@ -124,19 +126,13 @@ class Server:
         log.info("reloaded (SIGHUP)")
 
     async def start_access(self, directory: Directory) -> None:
-        """Start the IMAP and POP3 services where they are built and enabled."""
-        for enabled, module, cls in ((self.config.imap.enabled, "access.imap.server", "ImapService"),
-                                     (self.config.pop3.enabled, "access.pop3.server", "Pop3Service")):
-            if not enabled:
-                continue
-            try:
-                service_cls = getattr(__import__(module, fromlist=[cls]), cls)
-            except (ImportError, AttributeError):
-                log.warning("%s is not available in this build", module)
-                continue
-            service = service_cls(self.config, directory, self.tls)
-            await service.start()
-            self.services.append(service)
+        """Start the IMAP and POP3 services that are enabled."""
+        for enabled, service_cls in ((self.config.imap.enabled, ImapService),
+                                     (self.config.pop3.enabled, Pop3Service)):
+            if enabled:
+                service = service_cls(self.config, directory, self.tls)
+                await service.start()
+                self.services.append(service)
 
     async def schedule(self, scheduler: Scheduler) -> None:
         loop = asyncio.get_running_loop()
