@@ -74,6 +74,7 @@ class WorkerConfig(Section):
     concurrency: int = Field(8, gt=0)          #: threads per worker process
     prefetch: int = Field(1, gt=0)             #: prefetch multiplier
     processes: int = Field(1, gt=0)            #: worker processes started by `mailpipe serve`
+    nice: int = Field(10, ge=0, le=19)         #: `serve` runs its workers this much nicer: accepting mail comes first
 
 
 def _daemon_url(value: str | None) -> str | None:

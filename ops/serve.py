@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import os
 import logging
 import signal
 import subprocess
@@ -38,13 +39,14 @@ log = logging.getLogger("mailpipe.serve")
 class WorkerProcess:
     """One supervised ``mailpipe worker`` child process."""
 
-    def __init__(self, argv: list[str], index: int) -> None:
-        self.argv, self.index = argv, index
+    def __init__(self, argv: list[str], index: int, nice: int = 0) -> None:
+        self.argv, self.index, self.nice = argv, index, nice
         self.proc: subprocess.Popen | None = None
         self.restarts = 0
 
     def start(self) -> None:
-        self.proc = subprocess.Popen(self.argv)
+        nice = self.nice
+        self.proc = subprocess.Popen(self.argv, preexec_fn=(lambda: os.nice(nice)) if nice else None)
         log.info("worker %d started (pid %d)", self.index, self.proc.pid)
 
     def died(self) -> int | None:
@@ -93,7 +95,7 @@ class Server:
         loop.add_signal_handler(signal.SIGHUP, self.reload, ctx)
         servers = await start_ingress(ctx, self.tls)
         await self.start_access(directory)
-        self.workers = [WorkerProcess(worker_argv(self.config_path, config.data_dir), i)
+        self.workers = [WorkerProcess(worker_argv(self.config_path, config.data_dir), i, config.worker.nice)
                         for i in range(config.worker.processes)]
         for worker in self.workers:
             worker.start()

@@ -162,7 +162,7 @@ def start_server(args) -> tuple[subprocess.Popen, Path, str | None, dict]:
     config.write_text(f'{broker}\nlog_level = "WARNING"\n[ingress]\nsmtp_port = {args.port}\n'
                       f'submission_port = {free_port()}\nsmtps_port = {free_port()}\n'
                       f'[imap]\nenabled = false\n[pop3]\nenabled = false\n[metrics]\nenabled = false\n'
-                      f'[worker]\nconcurrency = {args.worker_threads}\nprocesses = {args.worker_processes}\n'
+                      f'[worker]\nconcurrency = {args.worker_threads}\nprocesses = {args.worker_processes}\nnice = {args.worker_nice}\n'
                       + filter_toml(args, data_dir))
     mp = [sys.executable, "-m", "ops", "--config", str(config)]
     subprocess.run(mp + ["domain", "add", "bench.test"], env=env, check=True, capture_output=True)
@@ -214,6 +214,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--timeout", type=float, default=600)
     parser.add_argument("--worker-threads", type=int, default=4)
     parser.add_argument("--worker-processes", type=int, default=1)
+    parser.add_argument("--worker-nice", type=int, default=10, help="[worker] nice of the started server")
     parser.add_argument("--filters", default="", help="real filters to run: antivirus,spam,rules "
                         "(clamd/spamd started with ops.avspam; their CPU is counted)")
     args = parser.parse_args(argv)
