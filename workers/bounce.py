@@ -101,3 +101,9 @@ def give_up(entry: Entry, now: float, reason: str = OPERATOR_REPLY) -> list[Reci
         failed.append(RecipientResult(rcpt.address, "failed", rcpt.detail))
     entry.last_error = reason
     return list({r.recipient: r for r in failed}.values())
+
+
+def bounce_local_failures(rt, entry: Entry, message: bytes, recipients: list) -> str | None:
+    """A DSN for recipients that failed in a local stage (user gone after RCPT, mail loop)."""
+    failed = [RecipientResult(recipient=r.address, status="failed", reply=r.detail) for r in recipients]
+    return send_dsn(rt.spool, rt.publish, rt.config, entry, message, failed, rt.clock.now())

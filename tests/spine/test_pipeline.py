@@ -108,11 +108,22 @@ def test_unexpected_exception_moves_to_dead_not_void(rt, monkeypatch):
     assert rt.spool.message(qid)                                  # the message is kept
 
 
-def test_alias_loop_and_removed_user_fail_without_crash(rt):
+def dsn_for(rt, qid: str) -> bytes:
+    """The DSN the pipeline spooled and published for `qid` (exactly one)."""
+    dsn_ids = [p[1] for p in rt.publish if p[0] == "smtp_in"]
+    assert len(dsn_ids) == 1, rt.publish
+    dsn = rt.spool.load(dsn_ids[0])
+    assert dsn.sender == "" and dsn.is_bounce and [r.address for r in dsn.recipients] == ["bob@remote.test"]
+    return rt.spool.message(dsn_ids[0])
+
+
+def test_alias_loop_and_removed_user_fail_without_crash_and_bounce(rt):
     qid = spool_message(rt, "loop1@example.test")
     rt.pipeline.run(qid, "smtp_in")
     entry = rt.spool.load(qid)
     assert entry.state == State.DONE and entry.recipients[0].status == "failed"
+    report = dsn_for(rt, qid)
+    assert b"multipart/report" in report and b"loop1@example.test" in report and b"5.1.1" in report
 
 
 def test_mail_loop_is_stopped(rt):
@@ -122,6 +133,7 @@ def test_mail_loop_is_stopped(rt):
     entry = rt.spool.load(qid)
     assert entry.recipients[0].status == "failed" and "5.4.6" in entry.recipients[0].detail
     assert delivered(rt, "alice") == []
+    assert b"5.4.6" in dsn_for(rt, qid)
 
 
 def test_remote_recipients_wait_deferred_and_scheduler_republishes_when_due(rt, monkeypatch):

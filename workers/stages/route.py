@@ -6,6 +6,7 @@ import logging
 
 from core.errors import AccountError
 from spool.model import Entry
+from workers.bounce import bounce_local_failures
 
 log = logging.getLogger("mailpipe.route")
 
@@ -13,6 +14,7 @@ log = logging.getLogger("mailpipe.route")
 def run(rt, entry: Entry, message: bytes, recovering: bool) -> None:
     directory = rt.directory.snapshot()
     local = remote = 0
+    failed = []
     for rcpt in entry.open_recipients():
         if rcpt.route is not None:
             continue
@@ -23,10 +25,14 @@ def run(rt, entry: Entry, message: bytes, recovering: bool) -> None:
                 rcpt.mailboxes = directory.resolve(rcpt.address)
                 if not rcpt.mailboxes:
                     rcpt.status, rcpt.detail = "failed", "550 5.1.1 no such user"
+                    failed.append(rcpt)
                 local += 1
             else:
                 rcpt.route = "remote"
                 remote += 1
         except AccountError:
             rcpt.status, rcpt.detail = "failed", "553 5.1.3 bad address"
+            failed.append(rcpt)
     entry.record(rt.clock.now(), "route", "routed", f"local={local}, remote={remote}")
+    if failed:
+        bounce_local_failures(rt, entry, message, failed)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 from spool.model import Entry
+from workers.bounce import bounce_local_failures
 
 _RECEIVED = re.compile(rb"^Received:", re.IGNORECASE | re.MULTILINE)
 
@@ -19,9 +20,11 @@ def run(rt, entry: Entry, message: bytes, recovering: bool) -> None:
     hops = count_received(message)
     limit = rt.config.relay.max_received_headers
     if hops > limit:
-        for rcpt in entry.open_recipients():
+        failed = entry.open_recipients()
+        for rcpt in failed:
             rcpt.status = "failed"
             rcpt.detail = f"554 5.4.6 mail loop: {hops} Received headers"
         entry.record(rt.clock.now(), "smtp_in", "loop", f"{hops} Received headers > {limit}")
+        bounce_local_failures(rt, entry, message, failed)
         return
     entry.record(rt.clock.now(), "smtp_in", "accepted", f"{hops} hops")
