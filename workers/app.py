@@ -18,7 +18,7 @@ from kombu import Exchange, Queue
 from ops import metrics
 from ops.config import STAGES, Config
 from workers import embedded_broker
-from workers.publisher import EmbeddedPublisher, celery_publish
+from workers.publisher import AmqpPublisher, EmbeddedPublisher, celery_publish
 
 #: every broker queue, in pipeline order
 QUEUE_STAGES = ("smtp_in",) + STAGES
@@ -102,6 +102,10 @@ def publish(app: Celery, stage: str, queue_id: str, redelivered: bool = False) -
         if app.mailpipe_publisher is None:
             app.mailpipe_publisher = EmbeddedPublisher(str(config.data_dir.resolve()),
                                                        lambda s: queue_name(config, s), task_name)
+        app.mailpipe_publisher(stage, queue_id, redelivered)
+    elif config.broker_url.startswith(("amqp", "pyamqp")):
+        if app.mailpipe_publisher is None:
+            app.mailpipe_publisher = AmqpPublisher(app, lambda s: queue_name(config, s), task_name)
         app.mailpipe_publisher(stage, queue_id, redelivered)
     else:
         celery_publish(app, stage, queue_id, redelivered)
