@@ -32,6 +32,7 @@ from pathlib import Path
 import clamd as clamd_pkg
 
 from core.errors import FilterUnavailable
+from core.procs import pid_alive
 from filters.clamd_client import ClamdClient
 from filters.spamc import SpamcClient
 
@@ -178,34 +179,25 @@ def _pid(path: Path) -> int | None:
         return None
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
 
 def stop(root: Path, timeout: float = 20.0) -> None:
     """SIGTERM the PIDs recorded in ``root``; wait (bounded) until they are gone."""
     pids = [pid for pid in (_pid(Path(root) / n) for n in ("clamd.pid", "spamd.pid")) if pid]
     for pid in pids:
-        if _alive(pid):
+        if pid_alive(pid):
             os.kill(pid, signal.SIGTERM)
     deadline = time.monotonic() + timeout
-    while any(_alive(pid) for pid in pids) and time.monotonic() < deadline:
+    while any(pid_alive(pid) for pid in pids) and time.monotonic() < deadline:
         time.sleep(0.05)
 
 
 def stop_clamd(root: Path, timeout: float = 20.0) -> int | None:
     """Stop only clamd (outage tests); returns the PID it had."""
     pid = _pid(Path(root) / "clamd.pid")
-    if pid and _alive(pid):
+    if pid and pid_alive(pid):
         os.kill(pid, signal.SIGTERM)
         deadline = time.monotonic() + timeout
-        while _alive(pid) and time.monotonic() < deadline:
+        while pid_alive(pid) and time.monotonic() < deadline:
             time.sleep(0.05)
     return pid
 

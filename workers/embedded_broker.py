@@ -38,6 +38,8 @@ from queue import Empty
 
 from kombu.transport import TRANSPORT_ALIASES, virtual
 
+from core.procs import pid_alive
+
 _SAFE = re.compile(r"[^A-Za-z0-9_.-]")
 RECOVER_EVERY = 2.0
 STABLE_NS = 50_000_000      #: 50 ms: an empty folder unchanged for this long is not listed again
@@ -47,15 +49,6 @@ REDELIVERED = ".r"          #: name suffix of a message recovered from a dead co
 def queue_dir_name(queue: str) -> str:
     return _SAFE.sub("_", queue)
 
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 class BrokerDir:
@@ -115,7 +108,7 @@ class BrokerDir:
         inflight, restored = self.inflight(queue), 0
         for name in os.listdir(inflight):
             pid, _, original = name.partition("-")
-            if pid.isdigit() and not _pid_alive(int(pid)):
+            if pid.isdigit() and not pid_alive(int(pid)):
                 marked = original if original.endswith(REDELIVERED) else original + REDELIVERED
                 with contextlib.suppress(FileNotFoundError):
                     os.rename(inflight / name, self.ready(queue) / marked)
