@@ -29,14 +29,16 @@ def server(tmp_path_factory, dns_server, relay_port, receiver):
     srv = ServeProcess(tmp, broker_url=f"amqp://guest:guest@127.0.0.1:5672/{vhost}",
                        extra_toml=relay_toml(dns_server, relay_port, retry_first=0.5, retry_max=1.0,
                                              max_lifetime=10.0))
-    add_to_section(srv.config, "ingress", 'trusted_networks = ["127.0.0.1/32"]')
-    srv.cli("domain", "add", "example.test")
-    srv.cli("user", "add", ALICE, "--password-stdin", input=b"pw")
-    srv.start()
-    warm_up(srv)
-    yield srv
-    srv.stop()
-    drop_vhost(vhost)
+    try:
+        add_to_section(srv.config, "ingress", 'trusted_networks = ["127.0.0.1/32"]')
+        srv.cli("domain", "add", "example.test")
+        srv.cli("user", "add", ALICE, "--password-stdin", input=b"pw")
+        srv.start()
+        warm_up(srv)
+        yield srv
+    finally:
+        srv.stop()
+        drop_vhost(vhost)
 
 
 def warm_up(srv: ServeProcess) -> None:

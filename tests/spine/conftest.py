@@ -13,8 +13,10 @@ def broker_url(request):
         yield "spool://"
         return
     vhost = rabbitmq_vhost()
-    yield f"amqp://guest:guest@127.0.0.1:5672/{vhost}"
-    drop_vhost(vhost)
+    try:
+        yield f"amqp://guest:guest@127.0.0.1:5672/{vhost}"
+    finally:
+        drop_vhost(vhost)
 
 
 @pytest.fixture(scope="module")
@@ -22,6 +24,8 @@ def server(tmp_path_factory, broker_url):
     srv = ServeProcess(tmp_path_factory.mktemp("serve"), broker_url=broker_url)
     add_accounts(srv.data_dir, "example.test", USERS,
                  [("team@example.test", "carol@example.test"), ("team@example.test", "dave@example.test")])
-    srv.start()
-    yield srv
-    srv.stop()
+    try:
+        srv.start()
+        yield srv
+    finally:
+        srv.stop()
