@@ -24,6 +24,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from core.procs import pid_alive
+
 CHECKS = ("broker", "spool", "database", "clamd", "spamd", "listeners", "workers")
 HEARTBEAT_EVERY = 3.0
 PING_TIMEOUT = 2.0
@@ -199,22 +201,10 @@ def live_workers(config, now: float | None = None) -> list[dict]:
         except (OSError, ValueError):
             continue
         fresh = now - float(beat.get("at", 0)) <= config.metrics.worker_stale_after
-        local_dead = beat.get("host") == socket.gethostname() and not _pid_alive(int(beat.get("pid", 0)))
+        local_dead = beat.get("host") == socket.gethostname() and not pid_alive(int(beat.get("pid", 0)))
         if fresh and not local_dead:
             found.append(beat)
     return found
-
-
-def _pid_alive(pid: int) -> bool:
-    if pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def check_workers(config) -> CheckResult:
