@@ -262,8 +262,13 @@ async def _close(writer: asyncio.StreamWriter) -> None:
         pass
 
 
-async def start_ingress(ctx: IngressContext, tls: TlsContexts | None = None) -> list[asyncio.Server]:
-    """Bind MX always; submission (STARTTLS + AUTH) and SMTPS (implicit TLS) when TLS is configured."""
+async def start_ingress(ctx: IngressContext, tls: TlsContexts | None = None,
+                        reuse_port: bool = False) -> list[asyncio.Server]:
+    """Bind MX always; submission (STARTTLS + AUTH) and SMTPS (implicit TLS) when TLS is configured.
+
+    ``reuse_port``: several ingress processes bind the same ports (SO_REUSEPORT) and the
+    kernel spreads connections over them.
+    """
     if tls is not None:
         ctx.tls = tls
     elif ctx.tls is None and ctx.config.tls.cert and ctx.config.tls.key:
@@ -278,7 +283,8 @@ async def start_ingress(ctx: IngressContext, tls: TlsContexts | None = None) -> 
     servers = []
     for spec, port, context in listeners:
         server = await asyncio.start_server(connection_handler(ctx, handler, spec), cfg.listen, port,
-                                            ssl=context, reuse_address=True, limit=READ_LIMIT,
+                                            ssl=context, reuse_address=True, reuse_port=reuse_port or None,
+                                            limit=READ_LIMIT,
                                             ssl_handshake_timeout=cfg.tls_handshake_timeout if context else None)
         ctx.bound[spec.name] = server.sockets[0].getsockname()[1]
         log.info("ingress: %s listening on %s:%d", spec.name, cfg.listen, ctx.bound[spec.name])

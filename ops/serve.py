@@ -1,10 +1,12 @@
 """``mailpipe serve``: every role of a one-machine install in one command.
 
 The main process runs the SMTP ingress (and the IMAP/POP3 servers) on one
-asyncio loop, the scheduler/sweeper, and supervises worker processes (one
-Celery worker serving every stage, so consecutive stages run in one task).
-A worker that dies (even ``kill -9``) is restarted; on the embedded broker the
-messages it had claimed go back to their queues first. SIGTERM or Ctrl-C stops
+asyncio loop, the scheduler/sweeper, and supervises child processes: worker
+processes (one Celery worker serving every stage, so consecutive stages run in
+one task) and, with ``[ingress] processes`` above 1, more ingress processes
+bound to the same ports (SO_REUSEPORT). A child that dies (even ``kill -9``)
+is restarted; on the embedded broker the messages a worker had claimed go
+back to their queues first. SIGTERM or Ctrl-C stops
 everything cleanly: listeners close, workers finish their current task.
 """
 
@@ -36,18 +38,21 @@ from workers.scheduler import Scheduler
 log = logging.getLogger("mailpipe.serve")
 
 
-class WorkerProcess:
-    """One supervised ``mailpipe worker`` child process."""
+class ChildProcess:
+    """One supervised child process (``mailpipe worker`` or an extra ``mailpipe ingress``)."""
 
-    def __init__(self, argv: list[str], index: int, nice: int = 0) -> None:
-        self.argv, self.index, self.nice = argv, index, nice
+    def __init__(self, argv: list[str], index: int, nice: int = 0, role: str = "worker",
+                 env: dict[str, str] | None = None) -> None:
+        self.argv, self.index, self.nice, self.role = argv, index, nice, role
+        self.env = env
         self.proc: subprocess.Popen | None = None
         self.restarts = 0
 
     def start(self) -> None:
         nice = self.nice
-        self.proc = subprocess.Popen(self.argv, preexec_fn=(lambda: os.nice(nice)) if nice else None)
-        log.info("worker %d started (pid %d)", self.index, self.proc.pid)
+        env = None if self.env is None else {**os.environ, **self.env}
+        self.proc = subprocess.Popen(self.argv, env=env, preexec_fn=(lambda: os.nice(nice)) if nice else None)
+        log.info("%s %d started (pid %d)", self.role, self.index, self.proc.pid)
 
     def died(self) -> int | None:
         return None if self.proc is None else self.proc.poll()
@@ -63,11 +68,22 @@ class WorkerProcess:
             self.proc.wait()
 
 
-def worker_argv(config_path: str | None, data_dir: Path) -> list[str]:
+def role_argv(config_path: str | None, data_dir: Path, *role: str) -> list[str]:
     argv = [sys.executable, "-m", "ops"]
     if config_path:
         argv += ["--config", config_path]
-    return argv + ["--data-dir", str(data_dir), "worker", "--stages", "all"]
+    return argv + ["--data-dir", str(data_dir), *role]
+
+
+def worker_argv(config_path: str | None, data_dir: Path) -> list[str]:
+    return role_argv(config_path, data_dir, "worker", "--stages", "all")
+
+
+def ingress_children(config: Config, config_path: str | None, bound: dict[str, int]) -> list[ChildProcess]:
+    """``[ingress] processes - 1`` more ingress processes on the ports this process bound."""
+    env = {f"MAILPIPE_INGRESS__{key.upper()}_PORT": str(port) for key, port in bound.items()}
+    argv = role_argv(config_path, config.data_dir, "ingress", "--reuse-port")
+    return [ChildProcess(argv, i, role="ingress", env=env) for i in range(1, config.ingress.processes)]
 
 
 class Server:
@@ -76,7 +92,7 @@ class Server:
         self.config_path = config_path
         self.stop_event: asyncio.Event | None = None
         self.services: list = []
-        self.workers: list[WorkerProcess] = []
+        self.workers: list[ChildProcess] = []      # worker and extra ingress processes
 
     async def run(self) -> None:
         config = self.config
@@ -93,10 +109,11 @@ class Server:
         self.tls = TlsContexts(config.tls.cert, config.tls.key)
         ctx = IngressContext(config=config, directory=directory, spool=spool, publish=self.publish)
         loop.add_signal_handler(signal.SIGHUP, self.reload, ctx)
-        servers = await start_ingress(ctx, self.tls)
+        servers = await start_ingress(ctx, self.tls, reuse_port=config.ingress.processes > 1)
         await self.start_access(directory)
-        self.workers = [WorkerProcess(worker_argv(self.config_path, config.data_dir), i, config.worker.nice)
+        self.workers = [ChildProcess(worker_argv(self.config_path, config.data_dir), i, config.worker.nice)
                         for i in range(config.worker.processes)]
+        self.workers += ingress_children(config, self.config_path, ctx.bound)
         for worker in self.workers:
             worker.start()
         scheduler = Scheduler(spool, self.publish, config, SystemClock())
@@ -153,8 +170,9 @@ class Server:
                 code = worker.died()
                 if code is None:
                     continue
-                log.error("worker %d (pid %d) exited with %s; restarting", worker.index, worker.proc.pid, code)
-                if broker is not None:
+                log.error("%s %d (pid %d) exited with %s; restarting", worker.role, worker.index,
+                          worker.proc.pid, code)
+                if broker is not None and worker.role == "worker":
                     for stage in QUEUE_STAGES:
                         broker.recover_dead(queue_name(self.config, stage))
                 worker.restarts += 1

@@ -88,14 +88,15 @@ def mailpipe(*args: str, config: Path | None = None, data_dir: Path | None = Non
 class ServeProcess:
     """A real `mailpipe serve` on free ports with its own data dir and config file."""
 
-    def __init__(self, tmp: Path, extra_toml: str = "", broker_url: str = "spool://") -> None:
+    def __init__(self, tmp: Path, extra_toml: str = "", broker_url: str = "spool://",
+                 ingress_toml: str = "") -> None:
         self.data_dir = tmp / "data"
         self.smtp_port = free_port()
         self.config = tmp / "mailpipe.toml"
         self.config.write_text(
             f'broker_url = "{broker_url}"\nhostname = "mx.example.test"\n'
             f'[ingress]\nsmtp_port = {self.smtp_port}\nsubmission_port = {free_port()}\n'
-            f'smtps_port = {free_port()}\n'
+            f'smtps_port = {free_port()}\n{ingress_toml}'
             f'[imap]\nport = {free_port()}\ntls_port = {free_port()}\n'
             f'[pop3]\nport = {free_port()}\ntls_port = {free_port()}\n'
             f'[metrics]\nport = {free_port()}\n'

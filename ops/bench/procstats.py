@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import sys
 import threading
 import time
+from pathlib import Path
 
 _TICK = os.sysconf("SC_CLK_TCK")
 _PAGE = os.sysconf("SC_PAGE_SIZE")
@@ -94,3 +96,35 @@ class Sampler(threading.Thread):
         q = max(1, len(self.samples) // 4)
         part = self.samples[:q] if which == 0 else self.samples[-q:]
         return round(sum(part) / len(part), 1)
+
+
+def create_cost_ms(directory: Path | str, count: int = 200) -> float:
+    """CPU ms to create one empty file in ``directory`` (the probe files are removed again).
+
+    On ext4 without a journal (this kind of machine) creating files is 10-40 times
+    dearer for a few minutes after many files were deleted nearby, e.g. by the
+    previous benchmark's clean-up; the benchmarks report this figure and wait
+    for it to settle so that runs are comparable.
+    """
+    probe = Path(directory) / f".create-probe-{os.getpid()}"
+    probe.mkdir(parents=True, exist_ok=True)
+    started = time.process_time()
+    for i in range(count):
+        os.close(os.open(probe / str(i), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    cost = (time.process_time() - started) * 1000 / count
+    for i in range(count):
+        os.unlink(probe / str(i))
+    probe.rmdir()
+    return round(cost, 3)
+
+
+def wait_for_quiet_fs(directory: Path | str, limit_ms: float = 0.2, timeout: float = 300.0) -> float:
+    """Probe the create cost every 10 s until it is below ``limit_ms`` (or ``timeout``); return it."""
+    deadline = time.monotonic() + timeout
+    cost = create_cost_ms(directory)
+    while cost > limit_ms and time.monotonic() < deadline:
+        print(f"file creation costs {cost} ms here (recent deletions); waiting for it to settle",
+              file=sys.stderr, flush=True)
+        time.sleep(10)
+        cost = create_cost_ms(directory)
+    return cost

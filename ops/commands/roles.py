@@ -51,9 +51,11 @@ def _run_loop(main) -> None:
 
 
 @click.command()
+@click.option("--reuse-port", is_flag=True,
+              help="Bind with SO_REUSEPORT, so that several ingress processes share the ports.")
 @pass_ctx
-def ingress(ctx: Context) -> None:
-    """Run only the SMTP listeners (publishing to the smtp_in queue)."""
+def ingress(ctx: Context, reuse_port: bool) -> None:
+    """Run only the SMTP listeners (publishing to the smtp_in queue); SIGHUP reloads TLS and rules."""
     from ingress.server import IngressContext, start_ingress
     from workers.app import create_app, publish
     logs.setup(ctx.config.log_level, "mailpipe-ingress")
@@ -64,11 +66,19 @@ def ingress(ctx: Context) -> None:
     async def main(stop: asyncio.Event) -> None:
         ictx = IngressContext(config=config, directory=directory, spool=spool,
                               publish=functools.partial(publish, app))
-        servers = await start_ingress(ictx)
+        servers = await start_ingress(ictx, reuse_port=reuse_port)
+        asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, _reload_ingress, ictx)
         await stop.wait()
         for server in servers:
             server.close()
     _run_loop(main)
+
+
+def _reload_ingress(ictx) -> None:
+    if ictx.tls is not None:
+        ictx.tls.reload()
+    if ictx.rules is not None:
+        ictx.rules.reload()
 
 
 @click.command()
