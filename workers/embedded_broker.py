@@ -9,7 +9,8 @@ its whole life::
     DATA/broker/ready/<queue>/<name>      ... then renames here (atomic publish)
     DATA/broker/inflight/<queue>/<pid>-<name>
                                           a consumer claims by atomic rename
-                                          (only one rename can win); ack = unlink
+                                          (only one rename can win); ack = rename to
+    DATA/broker/spare/<pid>-<n>           where publish takes its next file from
 
 A message whose claiming process is dead (``kill -9``) goes back to ``ready``,
 marked as redelivered (name suffix ``.r``, ``delivery_info["redelivered"]``):
@@ -19,6 +20,10 @@ shutdown and ``reject(requeue=True)`` rename back too. Routing is by routing key
 = queue name (direct), which is the only topology mailpipe uses, so no
 exchange state has to be shared between processes.
 
+Acked files are recycled, not deleted: on ext4 creating and deleting files
+gets dear under this churn (about 1 ms of kernel CPU per create on this kind of
+machine, docs/design.md), while a rename costs a few microseconds.
+
 Use with the ``threads`` or ``solo`` pool (billiard's prefork pool can deadlock
 when a child dies on a non-AMQP transport). The URL is ``spool://`` and the
 directory comes from ``transport_options={"data_dir": ...}``.
@@ -27,6 +32,7 @@ directory comes from ``transport_options={"data_dir": ...}``.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import os
 import re
@@ -44,6 +50,8 @@ _SAFE = re.compile(r"[^A-Za-z0-9_.-]")
 RECOVER_EVERY = 2.0
 STABLE_NS = 50_000_000      #: 50 ms: an empty folder unchanged for this long is not listed again
 REDELIVERED = ".r"          #: name suffix of a message recovered from a dead consumer
+SPARE_RELIST = 0.05         #: s between listings of the spare folder when this process knows none
+SPARE_BATCH = 256           #: spare names taken from one listing
 
 
 def queue_dir_name(queue: str) -> str:
@@ -60,6 +68,12 @@ class BrokerDir:
         self.tmp.mkdir(parents=True, exist_ok=True)
         self._ready: dict[str, Path] = {}
         self._inflight: dict[str, Path] = {}
+        self.spare = self.root / "spare"
+        self.spare.mkdir(parents=True, exist_ok=True)
+        self._spares: deque[str] = deque()
+        self._spares_listed = -SPARE_RELIST
+        self._spare_prefix = f"{os.getpid()}-{time.time_ns()}-"
+        self._recycled = itertools.count()
 
     def ready(self, queue: str) -> Path:
         path = self._ready.get(queue)
@@ -80,7 +94,9 @@ class BrokerDir:
     def put(self, queue: str, payload: bytes) -> None:
         name = f"{time.time_ns():020d}-{os.getpid()}-{os.urandom(4).hex()}"
         tmp = self.tmp / name
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        fd = self._take_spare(tmp)
+        if fd is None:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         try:
             view = memoryview(payload)
             while view:
@@ -88,6 +104,34 @@ class BrokerDir:
         finally:
             os.close(fd)
         os.rename(tmp, self.ready(queue) / name)
+
+    def _take_spare(self, tmp: Path) -> int | None:
+        """Claim a recycled file as ``tmp`` (emptied, open for writing), or None if there is none."""
+        for _ in range(8):
+            if not self._spares:
+                now = time.monotonic()
+                if now - self._spares_listed < SPARE_RELIST:
+                    return None
+                self._spares_listed = now
+                try:
+                    self._spares.extend(os.listdir(self.spare)[:SPARE_BATCH])
+                except FileNotFoundError:
+                    return None
+                if not self._spares:
+                    return None
+            try:
+                os.rename(f"{self.spare}/{self._spares.popleft()}", tmp)
+            except (FileNotFoundError, IndexError):
+                continue                            # another process or thread took it
+            return os.open(tmp, os.O_WRONLY | os.O_TRUNC)
+        return None
+
+    def recycle(self, path: str | Path) -> None:
+        """An acked message file becomes a spare (a rename: no file is deleted)."""
+        try:
+            os.rename(path, f"{self.spare}/{self._spare_prefix}{next(self._recycled)}")
+        except FileNotFoundError:
+            pass
 
     def size(self, queue: str) -> int:
         return len(os.listdir(self.ready(queue)))
@@ -212,8 +256,7 @@ class Channel(virtual.Channel):
     def basic_ack(self, delivery_tag, multiple=False):
         claimed = self._claimed.pop(delivery_tag, None)
         if claimed is not None:
-            with contextlib.suppress(FileNotFoundError):
-                claimed[1].unlink()
+            self.dir.recycle(claimed[1])
         super().basic_ack(delivery_tag, multiple=multiple)
 
     def basic_reject(self, delivery_tag, requeue=False):

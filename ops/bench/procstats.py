@@ -102,19 +102,18 @@ def create_cost_ms(directory: Path | str, count: int = 200) -> float:
     """CPU ms to create one empty file in ``directory`` (the probe files are removed again).
 
     On ext4 without a journal (this kind of machine) creating files is 10-40 times
-    dearer for a few minutes after many files were deleted nearby, e.g. by the
-    previous benchmark's clean-up; the benchmarks report this figure and wait
-    for it to settle so that runs are comparable.
+    dearer for a few minutes after many files were deleted in the same block
+    group, e.g. by the previous benchmark's clean-up; the benchmarks report this
+    figure and wait for it to settle so that runs are comparable. The probe files
+    go into ``directory`` itself (a new subfolder could land in another group).
     """
-    probe = Path(directory) / f".create-probe-{os.getpid()}"
-    probe.mkdir(parents=True, exist_ok=True)
+    names = [os.path.join(directory, f".create-probe-{os.getpid()}-{i}") for i in range(count)]
     started = time.process_time()
-    for i in range(count):
-        os.close(os.open(probe / str(i), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    for name in names:
+        os.close(os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
     cost = (time.process_time() - started) * 1000 / count
-    for i in range(count):
-        os.unlink(probe / str(i))
-    probe.rmdir()
+    for name in names:
+        os.unlink(name)
     return round(cost, 3)
 
 

@@ -226,7 +226,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--worker-threads", type=int, default=4)
     parser.add_argument("--worker-processes", type=int, default=1)
     parser.add_argument("--ingress-processes", type=int, default=1, help="[ingress] processes of the started server")
-    parser.add_argument("--fs-settle", type=float, default=300.0,
+    parser.add_argument("--fs-settle", type=float, default=120.0,
                         help="wait up to this long (s) for file creation to be cheap again before the run")
     parser.add_argument("--worker-nice", type=int, default=10, help="[worker] nice of the started server")
     parser.add_argument("--filters", default="", help="real filters to run: antivirus,spam,rules "
@@ -248,7 +248,7 @@ def main(argv: list[str]) -> int:
         found = procstats.tree(roots + args.daemon_pids)
         return found + (procstats.rabbitmq_pids() if with_broker else [])
     try:
-        fs_create_ms = procstats.wait_for_quiet_fs(data_dir, timeout=args.fs_settle)
+        fs_create_ms = procstats.wait_for_quiet_fs(data_dir / "spool" / "queue", timeout=args.fs_settle)
         if args.warmup:
             warm = argparse.Namespace(**{**vars(args), "n": args.warmup})
             run_load(warm, data_dir, pids)

@@ -94,3 +94,26 @@ def test_an_empty_queue_is_not_relisted_but_a_new_message_is_seen(tmp_path):
             message = simple.get(timeout=2)
             assert message.payload == {"n": 1}
             message.ack()
+
+
+def test_acked_files_are_recycled_by_the_next_publish(tmp_path):
+    """Ack renames the file into spare/ and publish reuses it: no file is deleted or created."""
+    q = Queue("smtp_in", Exchange("mailpipe", type="direct"), routing_key="smtp_in")
+    broker = BrokerDir(tmp_path / "broker")
+    with conn(tmp_path) as c:
+        producer = c.Producer()
+        producer.publish({"n": "a long first payload " * 20}, exchange=q.exchange, routing_key="smtp_in",
+                         declare=[q])
+        (first,) = os.listdir(broker.ready("smtp_in"))
+        inode = os.stat(broker.ready("smtp_in") / first).st_ino
+        with c.SimpleQueue(q) as simple:
+            simple.get(timeout=2).ack()
+            spares = os.listdir(broker.spare)
+            assert len(spares) == 1 and os.stat(broker.spare / spares[0]).st_ino == inode
+            publisher = BrokerDir(tmp_path / "broker")          # another process's view (the ingress)
+            publisher.put("smtp_in", b'{"short": 1}')
+            assert os.listdir(broker.spare) == []
+            (second,) = os.listdir(broker.ready("smtp_in"))
+            path = broker.ready("smtp_in") / second
+            assert os.stat(path).st_ino == inode                  # the same file, emptied and rewritten
+            assert path.read_bytes() == b'{"short": 1}'

@@ -97,3 +97,23 @@ def test_crash_during_create_leaves_an_orphan_that_is_purged(tmp_path):
     assert spool.purge_orphans(older_than=0) == 0                  # too young: could still be in progress
     assert spool.purge_orphans(older_than=2e9) == 1
     assert spool.ids() == [good.id] and spool.message(good.id) == b"ok"
+
+
+def test_finish_reuses_the_queue_file_and_a_crash_in_between_is_tidied(tmp_path):
+    spool = FilesystemSpool(tmp_path)
+    e = entry()
+    spool.create(e, [b"body " * 100])
+    inode = os.stat(tmp_path / "queue" / e.id).st_ino
+    e.state = State.DONE
+    spool.save(e)
+    done = tmp_path / "done" / f"{e.id}.json"
+    assert os.stat(done).st_ino == inode                          # renamed, not created anew
+    assert Entry.model_validate_json(done.read_bytes()).state == State.DONE   # body gone, entry only
+
+    crashed = entry()                                             # finished, but not yet renamed
+    spool.create(crashed, [b"x"])
+    crashed.state = State.DONE
+    (tmp_path / "queue" / crashed.id).write_bytes(crashed.model_dump_json().encode())
+    assert spool.purge_orphans(older_than=float("inf")) == 1
+    assert spool.ids() == [] and spool.load(crashed.id).state == State.DONE
+    assert crashed.id in spool.done_ids()
