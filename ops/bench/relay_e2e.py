@@ -42,6 +42,9 @@ def _args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--broker", choices=["rabbitmq", "embedded"], default="rabbitmq")
     parser.add_argument("--worker-threads", type=int, default=8)
     parser.add_argument("--worker-processes", type=int, default=2)
+    parser.add_argument("--ingress-processes", type=int, default=1, help="[ingress] processes")
+    parser.add_argument("--fs-settle", type=float, default=120.0,
+                        help="wait up to this long (s) for file creation to be cheap again before the run")
     parser.add_argument("--no-filters", action="store_true", help="[pipeline] filters = [] (no filter stages)")
     parser.add_argument("--warmup", type=int, default=200)
     parser.add_argument("--timeout", type=float, default=900.0)
@@ -66,7 +69,7 @@ def _config(args, work: Path, sink_port: int, broker_url: str) -> Path:
     path.write_text(
         f'broker_url = "{broker_url}"\nlog_level = "WARNING"\nhostname = "relay.bench"\n'
         f'[ingress]\nsmtp_port = {args.port}\nsubmission_port = {free_port()}\nsmtps_port = {free_port()}\n'
-        'trusted_networks = ["127.0.0.1/32"]\n'
+        f'trusted_networks = ["127.0.0.1/32"]\nprocesses = {args.ingress_processes}\n'
         '[imap]\nenabled = false\n[pop3]\nenabled = false\n[metrics]\nenabled = false\n'
         f'[worker]\nconcurrency = {args.worker_threads}\nprocesses = {args.worker_processes}\n'
         + ("[pipeline]\nfilters = []\n" if args.no_filters else "")
@@ -236,9 +239,11 @@ def _mailpipe(args, sink, sink_port: int, work: Path, vhost: str | None) -> dict
         groups = lambda: {"mailpipe": procstats.tree([serve.pid]), "sink": [sink.pid],  # noqa: E731
                           **({"rabbitmq": _broker_pids()} if vhost else {})}
         probe = SpoolProbe(work / "data")
+        fs_create_ms = procstats.wait_for_quiet_fs(work / "data" / "spool" / "queue", timeout=args.fs_settle)
         if args.warmup:
             _load(args, probe, groups, args.warmup, 10_000_000)
-        return {"system": "mailpipe", "broker": args.broker, **_load(args, probe, groups, args.messages, 0)}
+        return {"system": "mailpipe", "broker": args.broker, "fs_create_ms_before": fs_create_ms,
+                **_load(args, probe, groups, args.messages, 0)}
     finally:
         _end(serve)
 
