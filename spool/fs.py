@@ -4,7 +4,7 @@ Layout under ``DATA/spool``::
 
     tmp/              entry rewrites in progress (write, fsync, rename out of here)
     queue/<ID>        one line of JSON (the Entry as received), then the raw message;
-                      immutable once written (also the processing lock)
+                      not changed until the message is finished (also the processing lock)
     queue/<ID>.json   the current Entry, once a stage has changed it (atomically replaced)
     done/<ID>.json    the Entry of a finished message (trace kept for retention): the
                       queue file itself, overwritten with the final entry and renamed

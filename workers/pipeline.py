@@ -11,9 +11,6 @@ A task whose entry is gone, locked by another worker, not active, or already
 past this stage is a duplicate (redelivery, sweeper) and is dropped. A task
 the broker marks as redelivered (its worker died, or the sweeper republished
 it) counts against ``[pipeline] max_redeliveries`` and makes side-effecting
-stages check what an earlier run already did (``recovering``). A task
-the broker marks as redelivered (its worker died, or the sweeper republished
-it) counts against ``[pipeline] max_redeliveries`` and makes side-effecting
 stages check what an earlier run already did (``recovering``).
 
 Must not: implement a stage (``workers/stages``) or talk to the broker other
