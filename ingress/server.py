@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 
 from core.authlimit import FailureLimiter
 from core.clock import Clock, SystemClock
-from core.errors import AccountError, BrokerUnavailable, SpoolFull
+from core.errors import AccountError, BrokerUnavailable, ConfigError, SpoolFull
 from core.ids import new_queue_id
 from core.tls import TlsContexts, is_loopback
 from ingress import policy, replies
@@ -282,14 +282,26 @@ async def start_ingress(ctx: IngressContext, tls: TlsContexts | None = None,
                           ctx.tls.context))
     servers = []
     for spec, port, context in listeners:
-        server = await asyncio.start_server(connection_handler(ctx, handler, spec), cfg.listen, port,
-                                            ssl=context, reuse_address=True, reuse_port=reuse_port or None,
-                                            limit=READ_LIMIT,
-                                            ssl_handshake_timeout=cfg.tls_handshake_timeout if context else None)
+        try:
+            server = await _listen(ctx, handler, spec, port, context, reuse_port)
+        except OSError as exc:
+            for started in servers:
+                started.close()
+            raise ConfigError(f"ingress: cannot listen on {cfg.listen}:{port} ({spec.name}): "
+                              f"{exc.strerror or exc}") from None
         ctx.bound[spec.name] = server.sockets[0].getsockname()[1]
         log.info("ingress: %s listening on %s:%d", spec.name, cfg.listen, ctx.bound[spec.name])
         servers.append(server)
     return servers
+
+
+async def _listen(ctx: IngressContext, handler: Handler, spec: ListenerSpec, port: int, context,
+                  reuse_port: bool) -> asyncio.Server:
+    cfg = ctx.config.ingress
+    return await asyncio.start_server(connection_handler(ctx, handler, spec), cfg.listen, port,
+                                      ssl=context, reuse_address=True, reuse_port=reuse_port or None,
+                                      limit=READ_LIMIT,
+                                      ssl_handshake_timeout=cfg.tls_handshake_timeout if context else None)
 
 
 READ_LIMIT = 256 * 1024

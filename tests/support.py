@@ -6,7 +6,9 @@ outside CI; with ``CI=true`` a missing server is a failure, not a skip.
 
 from __future__ import annotations
 
+import itertools
 import os
+import random
 import shutil
 import signal
 import socket
@@ -21,10 +23,28 @@ import pytest
 IN_CI = os.environ.get("CI", "").lower() == "true"
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+_PORTS_PER_WORKER = 2500
+_next_port = itertools.count(random.randrange(_PORTS_PER_WORKER))
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A port that is free now, below the kernel's ephemeral range and unique to this xdist worker.
+
+    Port 0 would hand out an ephemeral port, which the many outgoing test
+    connections (and other workers' servers) may take before the server binds it.
+    """
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
+    index = int(worker[2:]) if worker[2:].isdigit() else 0
+    base = 20000 + (index % 4) * _PORTS_PER_WORKER
+    for _ in range(_PORTS_PER_WORKER):
+        port = base + next(_next_port) % _PORTS_PER_WORKER
+        with socket.socket() as s:
+            try:
+                s.bind((host, port))
+            except OSError:
+                continue
+        return port
+    raise RuntimeError("no free port")
 
 
 def port_open(port: int, host: str = "127.0.0.1") -> bool:

@@ -20,10 +20,7 @@ PORT_KEYS = {"ingress": ("smtp_port", "submission_port", "smtps_port"), "imap": 
              "pop3": ("port", "tls_port"), "metrics": ("port",)}
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+from tests.support import free_port  # noqa: E402  (one port allocator for all tests)
 
 
 def wait_for(condition: Callable[[], object], timeout: float = 30.0, what: str = "condition",

@@ -67,10 +67,7 @@ mx.v6.test.     300 IN AAAA ::1
 """
 
 
-def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket() as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
+from tests.support import free_port  # noqa: E402,F401  (one port allocator for all tests)
 
 
 def wait_port(host: str, port: int, timeout: float = 10.0) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 import signal
+import socket
 import smtplib
 import subprocess
 
@@ -64,3 +65,15 @@ def test_two_ingress_processes_share_the_port_and_are_supervised(tmp_path):
         server.stop()
     assert not port_open(server.smtp_port)
     assert not pid_alive(restarted[0])                  # SIGTERM to serve stops its ingress children too
+
+
+def test_a_taken_port_stops_serve_with_one_clear_line(tmp_path):
+    server = ServeProcess(tmp_path)
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", server.smtp_port))
+        holder.listen()
+        result = server.cli("serve", check=False)
+    assert result.returncode == 1
+    err = result.stderr.decode()
+    assert f"mailpipe: ingress: cannot listen on 127.0.0.1:{server.smtp_port} (smtp)" in err
+    assert "Traceback" not in err
