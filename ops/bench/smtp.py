@@ -79,8 +79,10 @@ def run_load(args, data_dir: Path, pids_fn) -> dict:
     sampler = procstats.Sampler(pids_fn)
     sampler.start()
     ingress_pids = args.roots + [p for p in procstats.tree(args.roots) if _is_ingress(p)]
+    broker_pids = procstats.rabbitmq_pids() if args.broker == "rabbitmq" else []
     cpu0 = procstats.cpu_seconds(pids_fn())
     roots0 = procstats.cpu_seconds(ingress_pids)
+    broker0 = procstats.cpu_seconds(broker_pids)
     before = count_delivered(data_dir)
     t0 = time.perf_counter()
     threads = [threading.Thread(target=sender_thread, args=(args, s, latencies, errors)) for s in shards]
@@ -99,6 +101,7 @@ def run_load(args, data_dir: Path, pids_fn) -> dict:
     e2e_s = time.perf_counter() - t0
     cpu = procstats.cpu_seconds(pids_fn()) - cpu0
     roots_cpu = procstats.cpu_seconds(ingress_pids) - roots0
+    broker_cpu = procstats.cpu_seconds(broker_pids) - broker0
     sampler.stop()
     return {"messages": args.n, "size": args.size, "sessions": args.c, "accepted": len(latencies),
             "delivered": delivered, "errors": len(errors), "first_error": errors[0] if errors else None,
@@ -107,6 +110,8 @@ def run_load(args, data_dir: Path, pids_fn) -> dict:
             "p99_ms": round(percentile(latencies, 0.99) * 1000, 2),
             "server_cpu_ms_per_msg": round(cpu * 1000 / max(1, delivered), 2),
             "ingress_cpu_ms_per_msg": round(roots_cpu * 1000 / max(1, delivered), 2),
+            "broker_cpu_ms_per_msg": round(broker_cpu * 1000 / max(1, delivered), 2),
+            "workers_and_daemons_cpu_ms_per_msg": round((cpu - roots_cpu - broker_cpu) * 1000 / max(1, delivered), 2),
             "rss_mb_peak": sampler.peak_mb, "rss_mb_first_quarter": sampler.quarter_mb(0),
             "rss_mb_last_quarter": sampler.quarter_mb(-1)}
 
