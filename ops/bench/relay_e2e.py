@@ -41,7 +41,7 @@ def _args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--destinations", type=int, default=1)
     parser.add_argument("--broker", choices=["rabbitmq", "embedded"], default="rabbitmq")
     parser.add_argument("--worker-threads", type=int, default=8)
-    parser.add_argument("--worker-processes", type=int, default=2)
+    parser.add_argument("--worker-processes", type=int, default=1)
     parser.add_argument("--ingress-processes", type=int, default=2, help="[ingress] processes")
     parser.add_argument("--fs-settle", type=float, default=120.0,
                         help="wait up to this long (s) for file creation to be cheap again before the run")
