@@ -216,11 +216,13 @@ def stop_clamd(root: Path, timeout: float = 20.0) -> int | None:
         deadline = time.monotonic() + timeout
         while pid_alive(pid) and time.monotonic() < deadline:
             time.sleep(0.05)
+    shutil.rmtree(clamd_scratch(Path(root)), ignore_errors=True)
     return pid
 
 
 def restart_clamd(root: Path, port: int) -> None:
     """Start clamd again with the config ``start_clamd`` wrote and wait for PONG."""
+    clamd_scratch(Path(root)).mkdir(mode=0o700, parents=True, exist_ok=True)
     _run(["clamd", "-c", str(Path(root) / "clamd.conf")], "clamd")
     wait_clamd(f"tcp://127.0.0.1:{port}")
 

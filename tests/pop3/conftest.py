@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import atexit
 import poplib
+import shutil
 import sqlite3
 import ssl
 import tempfile
@@ -74,7 +76,9 @@ def _accounts(tmp: Path) -> Directory:
     """A directory with the two test users; argon2 hashing is paid once per test run."""
     template = _TEMPLATE.get("db")
     if template is None:
-        template = Path(tempfile.mkdtemp(prefix="pop3-accounts-")) / "db"
+        folder = tempfile.mkdtemp(prefix="pop3-accounts-")
+        atexit.register(shutil.rmtree, folder, True)          # leave nothing behind in /tmp
+        template = Path(folder) / "db"
         seed = Directory(f"sqlite:///{template}")
         seed.add_domain("example.test")
         seed.add_user(USER, PASSWORD)
