@@ -39,6 +39,9 @@ from core.ids import is_queue_id
 from spool.model import Entry, State
 
 
+LOAD_ATTEMPTS = 20     #: reads of an entry that is being rewritten, 2 ms apart
+
+
 class FilesystemSpool:
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
@@ -73,17 +76,33 @@ class FilesystemSpool:
 
     # -- reading ---------------------------------------------------------
     def load(self, queue_id: str) -> Entry:
-        """The entry (active or done); FileNotFoundError if the ID is unknown."""
+        """The entry (active or done); FileNotFoundError if the ID is unknown.
+
+        A reader can meet a queue file that ``_finish`` is rewriting (empty or
+        half written for some microseconds): it reads again, briefly; what stays
+        unreadable (a crash during ``create``) raises ValueError.
+        """
         _check_id(queue_id)
-        try:
-            data = (self.queue / f"{queue_id}.json").read_bytes()
-        except FileNotFoundError:
+        for attempt in range(LOAD_ATTEMPTS):
+            data = self._read_entry(queue_id)
             try:
-                with open(self.queue / queue_id, "rb") as handle:
-                    data = handle.readline()
-            except FileNotFoundError:
-                data = (self.done / f"{queue_id}.json").read_bytes()
-        return Entry.model_validate_json(data)
+                return Entry.model_validate_json(data)
+            except ValueError:
+                if attempt == LOAD_ATTEMPTS - 1:
+                    raise
+                time.sleep(0.002)
+        raise AssertionError("unreachable")
+
+    def _read_entry(self, queue_id: str) -> bytes:
+        try:
+            return (self.queue / f"{queue_id}.json").read_bytes()
+        except FileNotFoundError:
+            pass
+        try:
+            with open(self.queue / queue_id, "rb") as handle:
+                return handle.readline()
+        except FileNotFoundError:
+            return (self.done / f"{queue_id}.json").read_bytes()
 
     def message(self, queue_id: str) -> bytes:
         _check_id(queue_id)

@@ -117,3 +117,33 @@ def test_finish_reuses_the_queue_file_and_a_crash_in_between_is_tidied(tmp_path)
     assert spool.purge_orphans(older_than=float("inf")) == 1
     assert spool.ids() == [] and spool.load(crashed.id).state == State.DONE
     assert crashed.id in spool.done_ids()
+
+
+def test_a_reader_never_sees_a_finishing_entry_half_written(tmp_path):
+    """load() racing _finish (rewrite in place, then rename) always returns a whole entry."""
+    import threading
+    spool = FilesystemSpool(tmp_path)
+    ids, errors, stop = [], [], threading.Event()
+    for _ in range(200):
+        e = entry()
+        spool.create(e, [b"body " * 200])
+        ids.append(e)
+
+    def reader() -> None:
+        while not stop.is_set():
+            for e in ids:
+                try:
+                    spool.load(e.id)
+                except Exception as exc:          # noqa: BLE001 - any failure is the finding
+                    errors.append(repr(exc))
+    thread = threading.Thread(target=reader)
+    thread.start()
+    try:
+        for e in ids:
+            e.state = State.DONE
+            spool.save(e)
+    finally:
+        stop.set()
+        thread.join(30)
+    assert errors == []
+    assert sorted(spool.done_ids()) == sorted(e.id for e in ids)
