@@ -107,7 +107,10 @@ class FilesystemSpool:
     def message(self, queue_id: str) -> bytes:
         _check_id(queue_id)
         data = (self.queue / queue_id).read_bytes()
-        return data[data.index(b"\n") + 1:]
+        end = data.find(b"\n")
+        if end < 0:                   # being finished: the file now holds only the final entry
+            raise FileNotFoundError(f"{queue_id}: message already finished")
+        return data[end + 1:]
 
     def ids(self) -> list[str]:
         """Queue IDs of every message not yet done, oldest first."""

@@ -84,7 +84,11 @@ def show(ctx: Context, queue_id: str) -> None:
     entry = _load(ctx, queue_id)
     click.echo(json.dumps(json.loads(entry.model_dump_json()), indent=2))
     if entry.state != State.DONE:
-        raw = ctx.spool().message(queue_id)
+        try:
+            raw = ctx.spool().message(queue_id)
+        except FileNotFoundError:
+            click.echo("(the message finished while it was shown)")
+            return
         click.echo(raw.split(b"\r\n\r\n", 1)[0].decode("utf-8", "replace"))
 
 
