@@ -74,6 +74,13 @@ class IngressContext:
         self.passed = PassedClients(self.config.ingress.greet_pass_ttl, self.clock)
         self.rules = rules_from_config(self.config.rules)     # SMTP-time operator rules (or None)
 
+    def reload(self) -> None:
+        """SIGHUP: new TLS certificates and the rules file, now."""
+        if self.tls is not None:
+            self.tls.reload()
+        if self.rules is not None:
+            self.rules.reload()
+
 
 def peer_ip(session: Session) -> str | None:
     peer = session.peer

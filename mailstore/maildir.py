@@ -17,6 +17,7 @@ import os
 import re
 from pathlib import Path
 
+from core.files import fsync_dir, write_all
 from mailstore.directory import mailbox_name
 
 SPECIAL_FOLDERS = ("Sent", "Drafts", "Trash", "Junk")
@@ -98,24 +99,10 @@ def deliver(root: Path, chunks: list[bytes], *, base: str, folder: str | None = 
     tmp = target / "tmp" / name
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     try:
-        _write_all(fd, b"".join(chunks))
+        write_all(fd, b"".join(chunks))
         os.fsync(fd)
     finally:
         os.close(fd)
     os.rename(tmp, target / "new" / name)
-    _fsync_dir(target / "new")
+    fsync_dir(target / "new")
     return True
-
-
-def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view):]
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

@@ -26,6 +26,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from core.files import write_all
+
 FILE_NAME = "mailpipe-uidlist"
 LOCK_NAME = "mailpipe-uidlist.lock"
 MAGIC = "mailpipe-uidlist"
@@ -103,9 +105,7 @@ def _write(folder: Path, uidlist: UidList) -> None:
     data = "".join(parts).encode("utf-8", "surrogateescape")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view):]
+        write_all(fd, data)
         os.fsync(fd)
         st = os.fstat(fd)
     finally:

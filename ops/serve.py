@@ -15,8 +15,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-import os
 import logging
+import os
 import signal
 import subprocess
 import sys
@@ -92,7 +92,7 @@ class Server:
         self.config_path = config_path
         self.stop_event: asyncio.Event | None = None
         self.services: list = []
-        self.workers: list[ChildProcess] = []      # worker and extra ingress processes
+        self.children: list[ChildProcess] = []     # worker and extra ingress processes
 
     async def run(self) -> None:
         config = self.config
@@ -111,11 +111,11 @@ class Server:
         loop.add_signal_handler(signal.SIGHUP, self.reload, ctx)
         servers = await start_ingress(ctx, self.tls, reuse_port=config.ingress.processes > 1)
         await self.start_access(directory)
-        self.workers = [ChildProcess(worker_argv(self.config_path, config.data_dir), i, config.worker.nice)
-                        for i in range(config.worker.processes)]
-        self.workers += ingress_children(config, self.config_path, ctx.bound)
-        for worker in self.workers:
-            worker.start()
+        self.children = [ChildProcess(worker_argv(self.config_path, config.data_dir), i, config.worker.nice)
+                         for i in range(config.worker.processes)]
+        self.children += ingress_children(config, self.config_path, ctx.bound)
+        for child in self.children:
+            child.start()
         scheduler = Scheduler(spool, self.publish, config, SystemClock())
         tasks = [asyncio.create_task(self.schedule(scheduler)), asyncio.create_task(self.supervise())]
         announce(config)
@@ -128,20 +128,18 @@ class Server:
                 await service.stop()
         for task in tasks:
             task.cancel()
-        await loop.run_in_executor(None, lambda: [w.stop() for w in self.workers])
+        await loop.run_in_executor(None, lambda: [c.stop() for c in self.children])
         ctx.executor.shutdown(wait=True)
         if self.metrics_http is not None:
             self.metrics_http.shutdown()
         log.info("stopped")
 
     def reload(self, ctx: IngressContext) -> None:
-        """SIGHUP: new TLS certificates, the rules file now, and the same for every worker."""
-        self.tls.reload()
-        if ctx.rules is not None:
-            ctx.rules.reload()
-        for worker in self.workers:
-            if worker.proc is not None and worker.proc.poll() is None:
-                worker.proc.send_signal(signal.SIGHUP)
+        """SIGHUP: new TLS certificates and rules here, and the same in every child process."""
+        ctx.reload()
+        for child in self.children:
+            if child.proc is not None and child.proc.poll() is None:
+                child.proc.send_signal(signal.SIGHUP)
         log.info("reloaded (SIGHUP)")
 
     async def start_access(self, directory: Directory) -> None:
@@ -166,18 +164,18 @@ class Server:
         broker = BrokerDir(self.config.data_dir / "broker") if self.config.embedded_broker else None
         while True:
             await asyncio.sleep(0.5)
-            for worker in self.workers:
-                code = worker.died()
+            for child in self.children:
+                code = child.died()
                 if code is None:
                     continue
-                log.error("%s %d (pid %d) exited with %s; restarting", worker.role, worker.index,
-                          worker.proc.pid, code)
-                if broker is not None and worker.role == "worker":
+                log.error("%s %d (pid %d) exited with %s; restarting", child.role, child.index,
+                          child.proc.pid, code)
+                if broker is not None and child.role == "worker":
                     for stage in QUEUE_STAGES:
                         broker.recover_dead(queue_name(self.config, stage))
-                worker.restarts += 1
-                await asyncio.sleep(min(5.0, 0.2 * worker.restarts))
-                worker.start()
+                child.restarts += 1
+                await asyncio.sleep(min(5.0, 0.2 * child.restarts))
+                child.start()
 
 
 def announce(config: Config) -> None:

@@ -35,6 +35,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from core.errors import SpoolFull
+from core.files import fsync_dir, write_all
 from core.ids import is_queue_id
 from spool.model import Entry, State
 
@@ -56,7 +57,7 @@ class FilesystemSpool:
         entry.updated_at = entry.updated_at or time.time()   # else the sweeper finds it stale at once
         try:
             _write_new(self.queue / entry.id, [_dump(entry), b"\n", *chunks])
-            _fsync_dir(self.queue)
+            fsync_dir(self.queue)
         except OSError as exc:
             self._discard_partial(entry.id)
             raise SpoolFull(f"spool write failed: {exc.strerror or exc}") from None
@@ -191,7 +192,7 @@ class FilesystemSpool:
             self._write(self.done / f"{entry.id}.json", data, durable=False)
         else:
             try:
-                _write_all(fd, data)
+                write_all(fd, data)
             finally:
                 os.close(fd)
             os.rename(path, self.done / f"{entry.id}.json")
@@ -212,9 +213,7 @@ class FilesystemSpool:
         tmp = self.tmp / f"{path.name}.{os.getpid()}.{time.monotonic_ns()}"
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view):]
+            write_all(fd, data)
             if durable:
                 os.fsync(fd)
         except BaseException:
@@ -235,16 +234,10 @@ def _write_new(path: Path, chunks: list[bytes]) -> None:
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
         for chunk in chunks:
-            _write_all(fd, chunk)
+            write_all(fd, chunk)
         os.fsync(fd)
     finally:
         os.close(fd)
-
-
-def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view):]
 
 
 def _dump(entry: Entry) -> bytes:
@@ -254,11 +247,3 @@ def _dump(entry: Entry) -> bytes:
 def _check_id(queue_id: str) -> None:
     if not is_queue_id(queue_id):
         raise ValueError(f"not a queue ID: {queue_id!r}")
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

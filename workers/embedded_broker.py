@@ -44,6 +44,7 @@ from queue import Empty
 
 from kombu.transport import TRANSPORT_ALIASES, virtual
 
+from core.files import write_all
 from core.procs import pid_alive
 
 _SAFE = re.compile(r"[^A-Za-z0-9_.-]")
@@ -56,7 +57,6 @@ SPARE_BATCH = 256           #: spare names taken from one listing
 
 def queue_dir_name(queue: str) -> str:
     return _SAFE.sub("_", queue)
-
 
 
 class BrokerDir:
@@ -98,9 +98,7 @@ class BrokerDir:
         if fd is None:
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         try:
-            view = memoryview(payload)
-            while view:
-                view = view[os.write(fd, view):]
+            write_all(fd, payload)
         finally:
             os.close(fd)
         os.rename(tmp, self.ready(queue) / name)

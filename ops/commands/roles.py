@@ -67,18 +67,11 @@ def ingress(ctx: Context, reuse_port: bool) -> None:
         ictx = IngressContext(config=config, directory=directory, spool=spool,
                               publish=functools.partial(publish, app))
         servers = await start_ingress(ictx, reuse_port=reuse_port)
-        asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, _reload_ingress, ictx)
+        asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, ictx.reload)
         await stop.wait()
         for server in servers:
             server.close()
     _run_loop(main)
-
-
-def _reload_ingress(ictx) -> None:
-    if ictx.tls is not None:
-        ictx.tls.reload()
-    if ictx.rules is not None:
-        ictx.rules.reload()
 
 
 @click.command()
