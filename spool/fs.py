@@ -7,7 +7,7 @@ Layout under ``DATA/spool``::
                       not changed until the message is finished (also the processing lock)
     queue/<ID>.json   the current Entry, once a stage has changed it (atomically replaced)
     done/<ID>.json    the Entry of a finished message (trace kept for retention): the
-                      queue file itself, overwritten with the final entry and renamed
+                      queue file itself, renamed here, then overwritten with the final entry
 
 ``create`` writes one file and is durable before it returns (file fsync, then
 directory fsync), so the ingress may answer 250 afterwards; it writes the final
@@ -79,39 +79,43 @@ class FilesystemSpool:
     def load(self, queue_id: str) -> Entry:
         """The entry (active or done); FileNotFoundError if the ID is unknown.
 
-        A reader can meet a queue file that ``_finish`` is rewriting (empty or
-        half written for some microseconds): it reads again, briefly; what stays
+        A reader can meet a done file that ``_finish`` is rewriting (half
+        written for some microseconds): it reads again, briefly; what stays
         unreadable (a crash during ``create``) raises ValueError.
         """
         _check_id(queue_id)
         for attempt in range(LOAD_ATTEMPTS):
-            data = self._read_entry(queue_id)
+            data, finished = self._read_entry(queue_id)
             try:
-                return Entry.model_validate_json(data)
+                entry = Entry.model_validate_json(data)
             except ValueError:
                 if attempt == LOAD_ATTEMPTS - 1:
                     raise
                 time.sleep(0.002)
+                continue
+            if finished and entry.state != State.DONE:      # kill -9 inside _finish, after the rename
+                entry.state = State.DONE
+                entry.record(entry.updated_at or 0.0, entry.stage, "done", "final record lost in a crash")
+            return entry
         raise AssertionError("unreachable")
 
-    def _read_entry(self, queue_id: str) -> bytes:
+    def _read_entry(self, queue_id: str) -> tuple[bytes, bool]:
+        """The entry's JSON, and whether it comes from ``done/``."""
         try:
-            return (self.queue / f"{queue_id}.json").read_bytes()
+            handle = open(self.queue / queue_id, "rb")
         except FileNotFoundError:
-            pass
-        try:
-            with open(self.queue / queue_id, "rb") as handle:
-                return handle.readline()
-        except FileNotFoundError:
-            return (self.done / f"{queue_id}.json").read_bytes()
+            with open(self.done / f"{queue_id}.json", "rb") as done:
+                return done.readline(), True
+        with handle:
+            try:
+                return (self.queue / f"{queue_id}.json").read_bytes(), False
+            except FileNotFoundError:
+                return handle.readline(), False
 
     def message(self, queue_id: str) -> bytes:
         _check_id(queue_id)
         data = (self.queue / queue_id).read_bytes()
-        end = data.find(b"\n")
-        if end < 0:                   # being finished: the file now holds only the final entry
-            raise FileNotFoundError(f"{queue_id}: message already finished")
-        return data[end + 1:]
+        return data[data.find(b"\n") + 1:]
 
     def ids(self) -> list[str]:
         """Queue IDs of every message not yet done, oldest first."""
@@ -133,9 +137,17 @@ class FilesystemSpool:
         return total
 
     def purge_orphans(self, older_than: float) -> int:
-        """Tidy what a crash left: remove a file whose entry line is unreadable (during ``create``),
-        move a finished entry still in ``queue/`` to ``done/`` (during ``_finish``)."""
+        """Tidy what a crash left: remove a file whose entry line is unreadable (during ``create``)
+        and a current-entry file whose message is finished (during ``_finish``); move a finished
+        entry still in ``queue/`` (written by an earlier version's ``_finish``) to ``done/``."""
         removed = 0
+        for name in os.listdir(self.queue):
+            queue_id = name[:-5]
+            if name.endswith(".json") and is_queue_id(queue_id) and not (self.queue / queue_id).exists():
+                with contextlib.suppress(FileNotFoundError):
+                    if (self.queue / name).stat().st_mtime < older_than:
+                        (self.queue / name).unlink()
+                        removed += 1
         for name in self.ids():
             path = self.queue / name
             with contextlib.suppress(FileNotFoundError):
@@ -178,24 +190,30 @@ class FilesystemSpool:
 
     # -- internals -------------------------------------------------------
     def _finish(self, entry: Entry) -> None:
-        """Overwrite ``queue/<ID>`` with the final entry and rename it into ``done/``.
+        """Rename ``queue/<ID>`` into ``done/``, then overwrite it with the final entry.
 
         Reusing the file costs no file creation and no deletion: on ext4 both
-        get dear under a mail server's churn (see docs/design.md). A crash
-        between the two steps leaves a done entry in ``queue/``, which
-        ``purge_orphans`` moves on.
+        get dear under a mail server's churn (see docs/design.md). The rename
+        comes first, so the message leaves the queue in one atomic step: a
+        ``kill -9`` after it leaves the old entry line at the head of the done
+        file (``load`` reads it as done, final trace lost), never a finished
+        message waiting in ``queue/``. The new line is written over the old
+        one and the rest cut off afterwards, so the file is never empty: its
+        head is the old line or the new one (a reader racing the write reads
+        again).
         """
-        data, path = _dump(entry), self.queue / entry.id
+        data, done = _dump(entry) + b"\n", self.done / f"{entry.id}.json"
         try:
-            fd = os.open(path, os.O_WRONLY | os.O_TRUNC)
+            os.rename(self.queue / entry.id, done)
         except FileNotFoundError:
-            self._write(self.done / f"{entry.id}.json", data, durable=False)
+            self._write(done, data, durable=False)
         else:
+            fd = os.open(done, os.O_WRONLY)
             try:
                 write_all(fd, data)
+                os.ftruncate(fd, len(data))
             finally:
                 os.close(fd)
-            os.rename(path, self.done / f"{entry.id}.json")
         with contextlib.suppress(FileNotFoundError):
             (self.queue / f"{entry.id}.json").unlink()
 

@@ -7,6 +7,7 @@ all on 127.0.0.3 (connection refused). Every port is a free ephemeral one.
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import subprocess
 import tempfile
@@ -68,7 +69,13 @@ class Sink:
         self.proc = None
 
     def messages(self) -> list[bytes]:
-        return [p.read_bytes() for p in sorted(self.dump.iterdir()) if p.is_file()]
+        """Every transaction received so far. A file can vanish between listing and reading:
+        smtp-sink removes the dump of a transaction its client abandoned (a killed worker)."""
+        found = []
+        for path in sorted(self.dump.iterdir()):
+            with contextlib.suppress(FileNotFoundError, IsADirectoryError):
+                found.append(path.read_bytes())
+        return found
 
     def containing(self, needle: str) -> list[bytes]:
         return [m for m in self.messages() if needle.encode() in m]

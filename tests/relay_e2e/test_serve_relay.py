@@ -187,7 +187,17 @@ def test_kill_9_of_the_worker_mid_flow_loses_nothing(server, sink):
     assert all(n >= 1 for n in counts.values())
     duplicates = sum(n - 1 for n in counts.values())
     assert duplicates <= 4, counts
-    wait_for(lambda: queue_list(server) == [], 30, what="empty queue")
+    left: list[dict] = []
+
+    def queue_is_empty() -> bool:
+        left[:] = queue_list(server)
+        return not left
+
+    try:
+        wait_for(queue_is_empty, 30, what="empty queue")
+    except AssertionError:
+        raise AssertionError(f"entries left in the queue: {left}; serve log: "
+                             f"{server.log.read_text()[-4000:]}") from None
     assert set(server.worker_pids()) - set(victims), "serve restarted the worker"
 
 

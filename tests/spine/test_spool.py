@@ -99,18 +99,43 @@ def test_crash_during_create_leaves_an_orphan_that_is_purged(tmp_path):
     assert spool.ids() == [good.id] and spool.message(good.id) == b"ok"
 
 
-def test_finish_reuses_the_queue_file_and_a_crash_in_between_is_tidied(tmp_path):
+def test_finish_reuses_the_queue_file(tmp_path):
     spool = FilesystemSpool(tmp_path)
     e = entry()
     spool.create(e, [b"body " * 100])
     inode = os.stat(tmp_path / "queue" / e.id).st_ino
+    e.stage = "route"
+    spool.save(e)                                                 # a current-entry file
     e.state = State.DONE
     spool.save(e)
     done = tmp_path / "done" / f"{e.id}.json"
     assert os.stat(done).st_ino == inode                          # renamed, not created anew
     assert Entry.model_validate_json(done.read_bytes()).state == State.DONE   # body gone, entry only
+    assert os.listdir(tmp_path / "queue") == []
 
-    crashed = entry()                                             # finished, but not yet renamed
+
+def test_kill_9_inside_finish_leaves_a_done_message_never_a_queued_one(tmp_path):
+    """The state a kill -9 leaves right after _finish's rename: old entry line + body in done/."""
+    spool = FilesystemSpool(tmp_path)
+    e = entry()
+    spool.create(e, [b"body\r\n" * 50])
+    e.stage = "remote"
+    spool.save(e)
+    os.rename(tmp_path / "queue" / e.id, tmp_path / "done" / f"{e.id}.json")
+    assert spool.ids() == []                                       # not waiting, not listed
+    loaded = spool.load(e.id)
+    assert loaded.state == State.DONE and loaded.trace[-1].detail == "final record lost in a crash"
+    with spool.lock(e.id) as owned:                               # a redelivered task drops it
+        assert owned is False
+    assert spool.purge_orphans(older_than=0) == 0                 # the current-entry file: too young
+    assert spool.purge_orphans(older_than=float("inf")) == 1
+    assert os.listdir(tmp_path / "queue") == []
+    assert spool.load(e.id).state == State.DONE
+
+
+def test_a_done_entry_left_in_the_queue_by_an_earlier_version_is_moved(tmp_path):
+    spool = FilesystemSpool(tmp_path)
+    crashed = entry()
     spool.create(crashed, [b"x"])
     crashed.state = State.DONE
     (tmp_path / "queue" / crashed.id).write_bytes(crashed.model_dump_json().encode())
@@ -120,7 +145,7 @@ def test_finish_reuses_the_queue_file_and_a_crash_in_between_is_tidied(tmp_path)
 
 
 def test_a_reader_never_sees_a_finishing_entry_half_written(tmp_path):
-    """load() racing _finish (rewrite in place, then rename) always returns a whole entry."""
+    """load() racing _finish (rename, then rewrite in place) always returns a whole entry."""
     import threading
     spool = FilesystemSpool(tmp_path)
     ids, errors, stop = [], [], threading.Event()
