@@ -152,9 +152,9 @@ def bounced() -> None:
 
 
 @_safe
-def published(queue: str) -> None:
+def published(queue: str, count: int = 1) -> None:
     m = _get()
-    m.child(m.published, queue).inc()
+    m.child(m.published, queue).inc(count)
 
 
 def reject_reason(reply: str) -> str:

@@ -12,12 +12,15 @@ persistent messages, publisher confirms on AMQP; no result backend.
 
 from __future__ import annotations
 
+import functools
+
 from celery import Celery
 from kombu import Exchange, Queue
 
 from ops import metrics
 from ops.config import STAGES, Config
 from workers import embedded_broker
+from workers.group_commit import GroupPublisher
 from workers.publisher import AmqpPublisher, EmbeddedPublisher, celery_publish
 
 #: every broker queue, in pipeline order
@@ -82,10 +85,17 @@ def _settings(config: Config) -> dict:
 
 
 def _register_task(app: Celery, stage: str) -> None:
-    def run_stage(self, queue_id: str, redelivered: bool = False) -> None:
+    def run_stage(self, queue_id: str | list[str], redelivered: bool = False) -> None:
         from workers.runtime import runtime_for
         redelivered = redelivered or bool((self.request.delivery_info or {}).get("redelivered"))
-        runtime_for(self.app).pipeline.run(queue_id, stage, redelivered)
+        pipeline = runtime_for(self.app).pipeline
+        if isinstance(queue_id, str):
+            pipeline.run(queue_id, stage, redelivered)
+        elif redelivered:        # a batch whose worker died: one task per ID, so a poison message goes alone
+            for one in queue_id:
+                publish(self.app, stage, one, redelivered=True)
+        else:
+            pipeline.run_batch(queue_id, stage)
 
     app.task(name=task_name(stage), bind=True, acks_late=True, reject_on_worker_lost=True,
              ignore_result=True)(run_stage)
@@ -97,16 +107,34 @@ def publish(app: Celery, stage: str, queue_id: str, redelivered: bool = False) -
     ``redelivered`` marks a republish of a message that may already have been
     worked on (the sweeper), so stages check what was already done.
     """
+    _send(app, stage, queue_id, redelivered)
+    metrics.published(queue_name(app.mailpipe_config, stage))
+
+
+def ingress_publisher(app: Celery):
+    """``(stage, queue_id) -> None`` for the ingress: group commit unless ``publish_batch = 1``."""
+    batch = app.mailpipe_config.ingress.publish_batch
+    if batch == 1:
+        return functools.partial(publish, app)
+    return GroupPublisher(functools.partial(publish_many, app), max_batch=batch)
+
+
+def publish_many(app: Celery, stage: str, queue_ids: list[str]) -> None:
+    """Put several queue IDs on a stage queue as one task message (``workers.group_commit``)."""
+    _send(app, stage, queue_ids[0] if len(queue_ids) == 1 else list(queue_ids), False)
+    metrics.published(queue_name(app.mailpipe_config, stage), len(queue_ids))
+
+
+def _send(app: Celery, stage: str, arg: str | list[str], redelivered: bool) -> None:
     config: Config = app.mailpipe_config
     if config.embedded_broker:
         if app.mailpipe_publisher is None:
             app.mailpipe_publisher = EmbeddedPublisher(str(config.data_dir.resolve()),
                                                        lambda s: queue_name(config, s), task_name)
-        app.mailpipe_publisher(stage, queue_id, redelivered)
+        app.mailpipe_publisher(stage, arg, redelivered)
     elif config.broker_url.startswith(("amqp", "pyamqp")):
         if app.mailpipe_publisher is None:
             app.mailpipe_publisher = AmqpPublisher(app, lambda s: queue_name(config, s), task_name)
-        app.mailpipe_publisher(stage, queue_id, redelivered)
+        app.mailpipe_publisher(stage, arg, redelivered)
     else:
-        celery_publish(app, stage, queue_id, redelivered)
-    metrics.published(queue_name(config, stage))
+        celery_publish(app, stage, arg, redelivered)

@@ -77,6 +77,15 @@ class Pipeline:
         if handed_to is not None:    # publish after unlocking, or the next stage's worker finds it locked
             self.rt.publish(handed_to, queue_id)      # if this fails, the sweeper republishes later
 
+    def run_batch(self, queue_ids: list[str], stage: str) -> None:
+        """Run IDs accepted together (``workers.group_commit``) one after the other. An
+        error on one is logged and leaves it to the sweeper; the others still run."""
+        for queue_id in queue_ids:
+            try:
+                self.run(queue_id, stage)
+            except Exception:
+                log.exception("%s: stage=%s, failed inside a batch; the sweeper republishes it", queue_id, stage)
+
     def _poisoned(self, entry: Entry) -> bool:
         """Count a redelivery; too many mean the message crashes its worker: dead-letter it."""
         entry.redeliveries += 1

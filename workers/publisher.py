@@ -32,8 +32,10 @@ from workers.embedded_broker import BrokerDir
 _EMBED = {"callbacks": None, "errbacks": None, "chain": None, "chord": None}
 
 
-def task_message(task: str, queue_id: str, redelivered: bool, origin: str) -> tuple[str, dict, bytes]:
-    """(task id, headers, body) of one stage task, as Celery's task protocol 2 has them."""
+def task_message(task: str, queue_id: str | list[str], redelivered: bool, origin: str) -> tuple[str, dict, bytes]:
+    """(task id, headers, body) of one stage task, as Celery's task protocol 2 has them.
+
+    ``queue_id`` is one ID, or a list of IDs accepted together (``workers.group_commit``)."""
     task_id = str(uuid.uuid4())
     kwargs = {"redelivered": True} if redelivered else {}
     body = json.dumps([[queue_id], kwargs, _EMBED]).encode()
@@ -51,7 +53,7 @@ class EmbeddedPublisher:
         self.queue_name, self.task_name = queue_name, task_name
         self.origin = f"gen{os.getpid()}@{socket.gethostname()}"
 
-    def payload(self, stage: str, queue_id: str, redelivered: bool) -> bytes:
+    def payload(self, stage: str, queue_id: str | list[str], redelivered: bool) -> bytes:
         task_id, headers, body = task_message(self.task_name(stage), queue_id, redelivered, self.origin)
         properties = {"correlation_id": task_id, "delivery_mode": 2, "priority": 0, "body_encoding": "base64",
                       "delivery_info": {"exchange": "", "routing_key": self.queue_name(stage)},
@@ -60,7 +62,7 @@ class EmbeddedPublisher:
                    "content-type": "application/json", "headers": headers, "properties": properties}
         return json.dumps(message).encode()
 
-    def __call__(self, stage: str, queue_id: str, redelivered: bool = False) -> None:
+    def __call__(self, stage: str, queue_id: str | list[str], redelivered: bool = False) -> None:
         try:
             self.broker.put(self.queue_name(stage), self.payload(stage, queue_id, redelivered))
         except OSError as exc:
@@ -87,7 +89,7 @@ class AmqpPublisher:
             producer = self._local.producer
         return producer
 
-    def __call__(self, stage: str, queue_id: str, redelivered: bool = False) -> None:
+    def __call__(self, stage: str, queue_id: str | list[str], redelivered: bool = False) -> None:
         task_id, headers, body = task_message(self.task_name(stage), queue_id, redelivered, self.origin)
         queue = self.queue_name(stage)
         try:
@@ -106,7 +108,7 @@ class AmqpPublisher:
                 conn.close()
 
 
-def celery_publish(app: Celery, stage: str, queue_id: str, redelivered: bool = False) -> None:
+def celery_publish(app: Celery, stage: str, queue_id: str | list[str], redelivered: bool = False) -> None:
     """Celery's send_task; returns only once the broker confirmed the message."""
     from workers.app import queue_name, task_name
     config = app.mailpipe_config

@@ -77,9 +77,11 @@ def run_load(args, data_dir: Path, pids_fn) -> dict:
     latencies: list[float] = []
     errors: list[str] = []
     sampler = procstats.Sampler(pids_fn)
-    sampler.start()
-    ingress_pids = args.roots + [p for p in procstats.tree(args.roots) if _is_ingress(p)]
     broker_pids = procstats.rabbitmq_pids() if args.broker == "rabbitmq" else []
+    own = procstats.Sampler(lambda: [p for p in pids_fn() if p not in broker_pids])   # without RabbitMQ
+    sampler.start()
+    own.start()
+    ingress_pids = args.roots + [p for p in procstats.tree(args.roots) if _is_ingress(p)]
     cpu0 = procstats.cpu_seconds(pids_fn())
     roots0 = procstats.cpu_seconds(ingress_pids)
     broker0 = procstats.cpu_seconds(broker_pids)
@@ -103,6 +105,7 @@ def run_load(args, data_dir: Path, pids_fn) -> dict:
     roots_cpu = procstats.cpu_seconds(ingress_pids) - roots0
     broker_cpu = procstats.cpu_seconds(broker_pids) - broker0
     sampler.stop()
+    own.stop()
     return {"messages": args.n, "size": args.size, "sessions": args.c, "accepted": len(latencies),
             "delivered": delivered, "errors": len(errors), "first_error": errors[0] if errors else None,
             "accept_rate": round(len(latencies) / accept_s, 1), "e2e_rate": round(delivered / e2e_s, 1),
@@ -113,7 +116,8 @@ def run_load(args, data_dir: Path, pids_fn) -> dict:
             "broker_cpu_ms_per_msg": round(broker_cpu * 1000 / max(1, delivered), 2),
             "workers_and_daemons_cpu_ms_per_msg": round((cpu - roots_cpu - broker_cpu) * 1000 / max(1, delivered), 2),
             "rss_mb_peak": sampler.peak_mb, "rss_mb_first_quarter": sampler.quarter_mb(0),
-            "rss_mb_last_quarter": sampler.quarter_mb(-1)}
+            "rss_mb_last_quarter": sampler.quarter_mb(-1),
+            "mailpipe_rss_mb_first_quarter": own.quarter_mb(0), "mailpipe_rss_mb_last_quarter": own.quarter_mb(-1)}
 
 
 def _is_ingress(pid: int) -> bool:
