@@ -38,6 +38,7 @@ from ops.config import RelayConfig
 log = logging.getLogger("mailpipe.relay.smtp")
 
 DATA_BLOCK = 64 * 1024   #: bytes per send of message data; the data-block timeout applies to each
+RSET_TIMEOUT = 10.0      #: seconds for the RSET that checks a reused session (Postfix: smtp_rset_timeout 20s)
 
 __all__ = ["RecipientResult", "DeliveryReport", "ConnectionPool", "deliver", "deliver_report"]
 
@@ -60,6 +61,7 @@ class Connection:
         self.tls = False
         self.uses = 0
         self.idle_since = 0.0
+        self.reset_pending = False   #: taken from the pool: RSET goes first in the next command group
 
     @property
     def relay(self) -> str:
@@ -212,7 +214,10 @@ def _envelope(conn: Connection, sender: str, recipients: list[str], message: byt
     rcpts = [rcpt_command(r) for r in recipients]
     t = cfg.command_timeout
     if conn.caps.has("PIPELINING"):
-        conn.send(mail + b"".join(rcpts) + b"DATA\r\n", t)
+        reset, conn.reset_pending = conn.reset_pending, False
+        conn.send((b"RSET\r\n" if reset else b"") + mail + b"".join(rcpts) + b"DATA\r\n", t)
+        if reset and not conn.read_reply(min(t, RSET_TIMEOUT)).ok:
+            raise SmtpProtocolError("RSET refused on a reused session")
         mail_reply = conn.read_reply(t)
         rcpt_replies = [conn.read_reply(t) for _ in rcpts]
         return mail_reply, rcpt_replies, conn.read_reply(cfg.data_init_timeout)
@@ -278,7 +283,12 @@ def _finish_refused(conn: Connection, data: Reply | None, cfg: RelayConfig) -> N
 
 # -- connection reuse ----------------------------------------------------
 class ConnectionPool:
-    """Idle sessions keyed by destination; each is reused after a successful RSET."""
+    """Idle sessions keyed by destination; each is reused after a successful RSET.
+
+    With PIPELINING the RSET goes out in one group with the next MAIL, RCPT and
+    DATA (RFC 2920 allows RSET in a group), which saves a round trip per
+    message; a session the server has dropped then fails before any data was
+    sent, and the message goes over a new session."""
 
     def __init__(self, cfg: RelayConfig, clock: Clock | None = None) -> None:
         self.cfg = cfg
@@ -294,8 +304,12 @@ class ConnectionPool:
                 conn = idle.pop() if idle else None
             if conn is None:
                 return None
-            if self.clock.now() - conn.idle_since <= self.cfg.connection_cache_time and _reset(conn, self.cfg):
-                return conn
+            if self.clock.now() - conn.idle_since <= self.cfg.connection_cache_time:
+                if conn.caps.has("PIPELINING"):
+                    conn.reset_pending = True
+                    return conn
+                if _reset(conn, self.cfg):
+                    return conn
             conn.close()
 
     def put(self, key: str, conn: Connection) -> None:
@@ -332,7 +346,7 @@ class ConnectionPool:
 
 def _reset(conn: Connection, cfg: RelayConfig) -> bool:
     try:
-        return conn.command(b"RSET\r\n", min(cfg.command_timeout, 10.0)).ok
+        return conn.command(b"RSET\r\n", min(cfg.command_timeout, RSET_TIMEOUT)).ok
     except (OSError, SmtpProtocolError):
         return False
 

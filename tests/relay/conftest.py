@@ -253,7 +253,7 @@ class LineServer:
         self.sock = socket.create_server((host, port))
         self.sock.settimeout(0.2)
         self.answer, self.greeting = answer, greeting
-        self.connections, self.lines = 0, []
+        self.connections, self.lines, self.chunks = 0, [], []    # chunks: what each recv returned
         self._stop = threading.Event()
         self.thread = threading.Thread(target=self._serve, daemon=True)
         self.thread.start()
@@ -282,6 +282,7 @@ class LineServer:
                 continue
             if not data:
                 return
+            self.chunks.append(data)
             buf += data
             while b"\n" in buf:
                 line, buf = buf.split(b"\n", 1)

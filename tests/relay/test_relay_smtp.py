@@ -199,6 +199,38 @@ def test_stale_pooled_connection_is_replaced(dns_cfg, relay_cfg, receivers):
     assert controller.connections == 2 and len(handler.messages) == 2
 
 
+def hangs_up_at_rset(line: bytes):
+    """A pipelining server that has dropped a session by the time the client reuses it."""
+    verb = line[:4].upper()
+    if verb == b"EHLO":
+        return b"250-raw\r\n250 PIPELINING\r\n"
+    if verb == b"RSET":
+        return (b"421 4.4.2 idle too long, closing\r\n", "close")
+    if verb in (b"MAIL", b"RCPT", b"QUIT"):
+        return b"250 2.0.0 ok\r\n"
+    if verb == b"DATA":
+        return b"354 go ahead\r\n"
+    if line == b".":
+        return b"250 2.0.0 queued\r\n"
+    return b""
+
+
+def test_reused_session_sends_rset_with_the_next_envelope_and_survives_a_hang_up(dns_cfg, relay_cfg, receivers):
+    server = LineServer("127.0.0.1", receivers.port, hangs_up_at_rset)
+    try:
+        relay = make_relay(dns_cfg, relay_cfg)
+        first = relay.deliver_message("alice@local.test", ["bob@ok.test"], MSG, "P1")
+        second = relay.deliver_message("alice@local.test", ["bob@ok.test"], MSG, "P2")
+        relay.close()
+    finally:
+        server.close()
+    assert first[0].status == second[0].status == "sent"
+    assert b"RSET" in server.lines
+    assert any(c.startswith(b"RSET\r\nMAIL FROM:") for c in server.chunks)   # one group, no extra round trip
+    assert server.connections == 2                              # the dropped session was replaced
+    assert server.lines.count(b".") == 2                        # each message sent once in full
+
+
 def test_refused_destination_is_marked_down(dns_cfg, relay_cfg, receivers):
     clock = FakeClock()
     relay = make_relay(dns_cfg, relay_cfg, clock)         # nothing listens for mx.ok.test
