@@ -119,9 +119,9 @@ def ingress_publisher(app: Celery):
     return GroupPublisher(functools.partial(publish_many, app), max_batch=batch)
 
 
-def publish_many(app: Celery, stage: str, queue_ids: list[str]) -> None:
+def publish_many(app: Celery, stage: str, queue_ids: list[str], redelivered: bool = False) -> None:
     """Put several queue IDs on a stage queue as one task message (``workers.group_commit``)."""
-    _send(app, stage, queue_ids[0] if len(queue_ids) == 1 else list(queue_ids), False)
+    _send(app, stage, queue_ids[0] if len(queue_ids) == 1 else list(queue_ids), redelivered)
     metrics.published(queue_name(app.mailpipe_config, stage), len(queue_ids))
 
 

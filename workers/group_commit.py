@@ -34,11 +34,13 @@ PublishMany = Callable[[str, list[str]], None]
 
 
 class _Waiter:
+    """One caller: ``done`` is a lock held until its batch is published (a wake-up for it alone)."""
     __slots__ = ("stage", "queue_id", "done", "error")
 
     def __init__(self, stage: str, queue_id: str) -> None:
         self.stage, self.queue_id = stage, queue_id
-        self.done = False
+        self.done = threading.Lock()
+        self.done.acquire()
         self.error: BaseException | None = None
 
 
@@ -61,11 +63,12 @@ class GroupPublisher:
                 raise BrokerUnavailable("publisher closed")
             self._start_flushers()
             self._pending.append(waiter)
-            self._cond.notify_all()
-            if not self._cond.wait_for(lambda: waiter.done, self.timeout):
+            self._cond.notify()                      # one flusher; callers are woken one by one
+        if not waiter.done.acquire(timeout=self.timeout):
+            with self._cond:
                 if waiter in self._pending:
                     self._pending.remove(waiter)
-                raise BrokerUnavailable(f"publish to {stage} not confirmed within {self.timeout:.0f}s")
+            raise BrokerUnavailable(f"publish to {stage} not confirmed within {self.timeout:.0f}s")
         if waiter.error is not None:
             raise waiter.error
 
@@ -92,10 +95,9 @@ class GroupPublisher:
                     return
                 batch = self._take()
             error = self._publish(batch)
-            with self._cond:
-                for waiter in batch:
-                    waiter.done, waiter.error = True, error
-                self._cond.notify_all()
+            for waiter in batch:
+                waiter.error = error
+                waiter.done.release()
 
     def _take(self) -> list[_Waiter]:
         """Up to ``max_batch`` waiting IDs of the stage that waits longest."""

@@ -23,7 +23,7 @@ from ops.config import load
 from spool.fs import FilesystemSpool
 from spool.model import Entry, Recipient
 from tests.support import ServeProcess, add_accounts, wait_for
-from workers.app import _send, create_app, publish_many
+from workers.app import create_app, publish_many
 from workers.group_commit import GroupPublisher
 
 
@@ -191,7 +191,7 @@ def test_a_batch_message_delivers_each_id_and_a_redelivered_batch_is_split(tmp_p
             (path,) = srv.delivered(f"{user}@example.test")
             path.unlink()
         again = spool_three(srv)
-        _send(app, "smtp_in", again, True)            # what a worker killed mid-batch leaves behind
+        publish_many(app, "smtp_in", again, redelivered=True)    # as a worker killed mid-batch leaves it
         wait_for(lambda: delivered_once(srv), 60, what="three deliveries after the split")
         spool = FilesystemSpool(srv.data_dir / "spool")
         for qid in again:
