@@ -158,8 +158,11 @@ def rcpt_command(recipient: str) -> bytes:
 def dot_stuff(message: bytes) -> bytes:
     """DATA body: every line ending CRLF (bare CR/LF normalised), leading '.' doubled, then '.'."""
     text = message.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
-    if text and not text.endswith(b"\n"):
+    if not text:
+        return b".\r\n"
+    if not text.endswith(b"\n"):
         text += b"\n"
-    lines = text.split(b"\n")[:-1] if text else []
-    stuffed = [b"." + line if line.startswith(b".") else line for line in lines]
-    return b"".join(line + b"\r\n" for line in stuffed) + b".\r\n"
+    text = text.replace(b"\n.", b"\n..")          # whole-buffer passes: no Python loop per line
+    if text.startswith(b"."):
+        text = b"." + text
+    return text.replace(b"\n", b"\r\n") + b".\r\n"

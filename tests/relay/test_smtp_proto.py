@@ -47,6 +47,20 @@ def test_parser_never_raises_anything_else(data):
 def test_dot_stuffing_and_line_endings():
     assert dot_stuff(b"a\n.b\r\n..c\rd") == b"a\r\n..b\r\n...c\r\nd\r\n.\r\n"
     assert dot_stuff(b"") == b".\r\n"
+    assert dot_stuff(b".") == b"..\r\n.\r\n"
+
+
+def _dot_stuff_by_lines(message: bytes) -> bytes:
+    """RFC 5321 4.5.2 spelled out line by line: the reference for the whole-buffer version."""
+    lines = message.replace(b"\r\n", b"\n").replace(b"\r", b"\n").split(b"\n")
+    if lines[-1] == b"":
+        lines.pop()
+    return b"".join((b"." + line if line.startswith(b".") else line) + b"\r\n" for line in lines) + b".\r\n"
+
+
+@given(st.binary(max_size=200).map(lambda b: bytes(b"a.\r\n"[x % 4] for x in b)))
+def test_dot_stuffing_equals_the_line_by_line_rule(message):
+    assert dot_stuff(message) == _dot_stuff_by_lines(message)
 
 
 def test_commands():
