@@ -24,7 +24,6 @@ from email.message import Message
 #: decoded text kept per message for body conditions
 MAX_TEXT = 2 * 1024 * 1024
 _TAGS = re.compile(r"<(?:script|style)\b.*?</(?:script|style)\s*>|<[^>]*>", re.I | re.S)
-_SPACE = re.compile(r"\s+")
 
 
 def normalise(text: str) -> str:
@@ -35,8 +34,8 @@ def normalise(text: str) -> str:
 def fold(text: str) -> str:
     """Keyword form: NFC, case-folded, runs of whitespace as one space."""
     if text.isascii():                  # most mail: no normalisation needed, lower() == casefold()
-        return _SPACE.sub(" ", text.lower()).strip()
-    return _SPACE.sub(" ", unicodedata.normalize("NFC", normalise(text).casefold())).strip()
+        return " ".join(text.lower().split())
+    return " ".join(unicodedata.normalize("NFC", normalise(text).casefold()).split())
 
 
 @dataclass

@@ -8,7 +8,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from filters.rules.engine import Facts, run, run_envelope
-from filters.rules.mime import extract
+from filters.rules.mime import extract, fold
 from filters.rules.model import ENVELOPE_FIELDS
 from filters.rules.parser import RulesError, parse_text
 
@@ -162,3 +162,10 @@ def test_vietnamese_keyword_found_in_any_encoding(words, data, encoding, form, u
         cte = "base64" if encoding.endswith("base64") else "quoted-printable"
         raw = rulemsgs.raw_message(rulemsgs.cp1258_bytes(text), "windows-1258", cte)
     assert evaluate(BodyKeyword((fold(keyword),)), Facts(raw=raw)) is not None
+
+
+def test_keyword_form_collapses_every_kind_of_whitespace_and_case():
+    assert fold("  Khuyến\u00a0MÃI\t\r\n  lớn ") == "khuyến mãi lớn"            # NBSP, tab, CRLF
+    assert fold("SALE\u2003now\u3000!") == "sale now !"                          # em space, ideographic space
+    assert fold("Stra\u00dfe") == "strasse"                                     # case folding, not lower()
+    assert fold("") == ""
