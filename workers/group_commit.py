@@ -69,8 +69,8 @@ class GroupPublisher:
                 if waiter in self._pending:
                     self._pending.remove(waiter)
             raise BrokerUnavailable(f"publish to {stage} not confirmed within {self.timeout:.0f}s")
-        if waiter.error is not None:
-            raise waiter.error
+        if waiter.error is not None:       # one exception object per caller, not one shared by threads
+            raise BrokerUnavailable(str(waiter.error)) from None
 
     def close(self) -> None:
         with self._cond:
