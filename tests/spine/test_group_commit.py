@@ -73,20 +73,27 @@ def test_one_caller_is_published_at_once_alone():
     publisher.close()
 
 
-def test_callers_waiting_on_a_publish_in_flight_share_the_next_one():
-    rec = Recorder(hold_first=True)
-    publisher = GroupPublisher(rec, max_batch=4, flushers=1)
+def behind_a_publish_in_flight(rec: Recorder, publisher: GroupPublisher,
+                                items: list[tuple[str, str]]) -> dict[str, str]:
+    """Hold one publish in flight, let ``items`` queue up behind it, release it; each item's outcome."""
     first = threading.Thread(target=publisher, args=("smtp_in", "first"))
     first.start()
-    assert rec.entered.wait(10)                      # "first" is in flight; the next ten queue up
-    waiting = [("smtp_in", f"id{i}") for i in range(10)]
+    assert rec.entered.wait(10)
     results: dict[str, str] = {}
-    caller = threading.Thread(target=lambda: results.update(call_all(publisher, waiting)))
+    caller = threading.Thread(target=lambda: results.update(call_all(publisher, items)))
     caller.start()
-    wait_for(lambda: len(publisher._pending) == 10, 10, what="ten callers waiting")
+    wait_for(lambda: len(publisher._pending) == len(items), 10, what=f"{len(items)} callers waiting")
     rec.release.set()
     caller.join(10)
     first.join(10)
+    return results
+
+
+def test_callers_waiting_on_a_publish_in_flight_share_the_next_one():
+    rec = Recorder(hold_first=True)
+    publisher = GroupPublisher(rec, max_batch=4, flushers=1)
+    waiting = [("smtp_in", f"id{i}") for i in range(10)]
+    results = behind_a_publish_in_flight(rec, publisher, waiting)
     assert results == {qid: "ok" for _, qid in waiting}
     sizes = [len(ids) for _, ids in rec.batches]
     assert sizes == [1, 4, 4, 2]                     # max_batch respected, nobody published twice
@@ -97,17 +104,7 @@ def test_callers_waiting_on_a_publish_in_flight_share_the_next_one():
 def test_a_failed_publish_fails_exactly_its_batch():
     rec = Recorder(hold_first=True, fail={"bad"})
     publisher = GroupPublisher(rec, max_batch=2, flushers=1)
-    first = threading.Thread(target=publisher, args=("smtp_in", "first"))
-    first.start()
-    assert rec.entered.wait(10)
-    results: dict[str, str] = {}
-    caller = threading.Thread(target=lambda: results.update(
-        call_all(publisher, [("smtp_in", "bad"), ("smtp_in", "x"), ("smtp_in", "y")])))
-    caller.start()
-    wait_for(lambda: len(publisher._pending) == 3, 10, what="three callers waiting")
-    rec.release.set()
-    caller.join(10)
-    first.join(10)
+    results = behind_a_publish_in_flight(rec, publisher, [("smtp_in", "bad"), ("smtp_in", "x"), ("smtp_in", "y")])
     failed_batch = next(ids for _, ids in rec.batches if "bad" in ids)
     assert {q for q, r in results.items() if r != "ok"} == set(failed_batch)
     assert all(results[q] == "refused" for q in failed_batch)
@@ -117,16 +114,7 @@ def test_a_failed_publish_fails_exactly_its_batch():
 def test_stages_never_share_a_message():
     rec = Recorder(hold_first=True)
     publisher = GroupPublisher(rec, max_batch=16, flushers=1)
-    first = threading.Thread(target=publisher, args=("smtp_in", "first"))
-    first.start()
-    assert rec.entered.wait(10)
-    items = [("smtp_in", "a"), ("local", "b"), ("smtp_in", "c"), ("local", "d")]
-    caller = threading.Thread(target=call_all, args=(publisher, items))
-    caller.start()
-    wait_for(lambda: len(publisher._pending) == 4, 10, what="four callers waiting")
-    rec.release.set()
-    caller.join(10)
-    first.join(10)
+    behind_a_publish_in_flight(rec, publisher, [("smtp_in", "a"), ("local", "b"), ("smtp_in", "c"), ("local", "d")])
     assert sorted((stage, sorted(ids)) for stage, ids in rec.batches[1:]) == [
         ("local", ["b", "d"]), ("smtp_in", ["a", "c"])]
     publisher.close()
