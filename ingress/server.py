@@ -5,8 +5,9 @@ Owns: binding the MX (STARTTLS offered when ``[tls]`` is set), submission
 listeners; connection admission; and the decisions that need the outside
 world: AUTH against the directory with per-IP failure limiting, sender
 ownership after AUTH, recipient/relay policy, and the accept step: spool
-write (fsync) + confirmed publish, both off the event loop in a thread pool,
-and only then ``250 2.0.0 Ok: queued as <ID>``. If either fails the reply is
+write (fsync) + confirmed publish, both off the event loop and grouped with
+the messages accepted at the same moment (``ingress.committer``), and only then
+``250 2.0.0 Ok: queued as <ID>``. If either fails the reply is
 4xx and nothing stays half-accepted.
 
 Why not aiosmtpd: its read loop mixes framing, limits, TLS policy and
@@ -32,6 +33,7 @@ from core.errors import AccountError, BrokerUnavailable, ConfigError, SpoolFull
 from core.ids import new_queue_id
 from core.tls import TlsContexts, is_loopback
 from ingress import policy, replies
+from ingress.committer import Committer
 from ingress.connection import Connection, ListenerSpec
 from ingress.limits import ConnectionLimits, PassedClients
 from ingress.protocol import AuthRequest, Envelope, MailRequest, RcptRequest, Session, Settings
@@ -52,6 +54,7 @@ class IngressContext:
     directory: Directory
     spool: FilesystemSpool
     publish: object                        # (stage, queue_id) -> None, raises BrokerUnavailable
+    publish_many: object = None            # (stage, [queue_id, ...]) -> None; default: publish each
     executor: ThreadPoolExecutor = field(default=None)  # type: ignore[assignment]
     tls: TlsContexts | None = None         #: the shared server TLS context (None: no TLS listeners)
     limiter: FailureLimiter = field(default=None)  # type: ignore[assignment]
@@ -60,9 +63,11 @@ class IngressContext:
     auth_executor: ThreadPoolExecutor = field(default=None)  # type: ignore[assignment]
 
     def __post_init__(self) -> None:
+        cfg = self.config.ingress
         if self.executor is None:
-            self.executor = ThreadPoolExecutor(self.config.ingress.publish_threads,
-                                               thread_name_prefix="ingress-accept")
+            self.executor = ThreadPoolExecutor(cfg.publish_threads, thread_name_prefix="ingress-commit")
+        self.committer = Committer(self.spool, self._publish_many, self.executor,
+                                   threads=cfg.publish_threads, max_batch=cfg.publish_batch)
         if self.auth_executor is None:       # password hashing must never starve the accept path
             self.auth_executor = ThreadPoolExecutor(2, thread_name_prefix="ingress-auth")
         if self.limiter is None:
@@ -73,6 +78,13 @@ class IngressContext:
                                             self.config.ingress.max_connections_per_ip)
         self.passed = PassedClients(self.config.ingress.greet_pass_ttl, self.clock)
         self.rules = rules_from_config(self.config.rules)     # SMTP-time operator rules (or None)
+
+    def _publish_many(self, stage: str, queue_ids: list[str]) -> None:
+        if self.publish_many is not None:
+            self.publish_many(stage, queue_ids)
+            return
+        for queue_id in queue_ids:
+            self.publish(stage, queue_id)
 
     def reload(self) -> None:
         """SIGHUP: new TLS certificates and the rules file, now."""
@@ -173,9 +185,8 @@ class Handler:
             auth_user=entry.auth_user)
         chunks = [received, envelope.original_content or b""]
         entry.size = sum(len(c) for c in chunks)
-        loop = asyncio.get_running_loop()
         try:
-            await loop.run_in_executor(self.ctx.executor, self.accept, entry, chunks)
+            await self.ctx.committer.commit(entry, chunks)
         except BrokerUnavailable as exc:
             log.error("%s: not accepted: %s", queue_id, exc)
             metrics.ingress_rejected(replies.BROKER_DOWN)
@@ -211,15 +222,6 @@ class Handler:
                      f"client={session.host_name}[{peer_ip(session)}]"
                      + (f", auth={auth_user}" if auth_user else ""))
         return entry
-
-    def accept(self, entry: Entry, chunks: list[bytes]) -> None:
-        """Spool durably, then publish with confirmation; undo the spool write if publish fails."""
-        self.ctx.spool.create(entry, chunks)
-        try:
-            self.ctx.publish("smtp_in", entry.id)
-        except BrokerUnavailable:
-            self.ctx.spool.delete(entry.id)
-            raise
 
 
 def _canonical(address: str) -> str | None:

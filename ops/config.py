@@ -52,7 +52,7 @@ class IngressConfig(Section):
     greet_pause: float = Field(0.5, ge=0)                  #: MX port: wait this long (s) before the greeting; early talkers are refused
     tls_handshake_timeout: float = Field(30.0, gt=0)       #: seconds for a TLS handshake (SMTPS and STARTTLS)
     greet_pass_ttl: float = Field(86400.0, ge=0)           #: an IP that waited for the greeting skips the pause this long (s)
-    publish_threads: int = Field(8, gt=0)                  #: threads for spool write + confirmed publish
+    publish_threads: int = Field(2, gt=0)                  #: commit threads (spool write + confirmed publish), each one batch at a time
     publish_batch: int = Field(16, ge=1, le=1000)          #: most queue IDs accepted at once that share one broker message (group commit); 1 = one message each
     processes: int = Field(1, ge=1, le=64)                 #: SMTP ingress processes of `mailpipe serve`, sharing the ports (SO_REUSEPORT); connection limits apply per process
 

@@ -31,7 +31,7 @@ from mailstore.directory import Directory
 from ops import metrics, metrics_server
 from ops.config import Config
 from spool.fs import FilesystemSpool
-from workers.app import QUEUE_STAGES, create_app, ingress_publisher, publish, queue_name
+from workers.app import QUEUE_STAGES, create_app, ingress_publishers, publish, queue_name
 from workers.embedded_broker import BrokerDir
 from workers.scheduler import Scheduler
 
@@ -107,7 +107,7 @@ class Server:
         app = create_app(config)
         self.publish = functools.partial(publish, app)
         self.tls = TlsContexts(config.tls.cert, config.tls.key)
-        ctx = IngressContext(config=config, directory=directory, spool=spool, publish=ingress_publisher(app))
+        ctx = IngressContext(config=config, directory=directory, spool=spool, **ingress_publishers(app))
         loop.add_signal_handler(signal.SIGHUP, self.reload, ctx)
         servers = await start_ingress(ctx, self.tls, reuse_port=config.ingress.processes > 1)
         await self.start_access(directory)

@@ -10,7 +10,8 @@ Layout under ``DATA/spool``::
                       queue file itself, renamed here, then overwritten with the final entry
 
 ``create`` writes one file and is durable before it returns (file fsync, then
-directory fsync), so the ingress may answer 250 afterwards; it writes the final
+directory fsync; ``create_many`` shares the directory fsync among messages
+accepted together), so the ingress may answer 250 afterwards; it writes the final
 name directly because nothing reads an ID before it is published, and a crash
 in the middle leaves only a file with a broken first line that
 ``purge_orphans`` removes. A message that runs through the pipeline in one go
@@ -53,14 +54,33 @@ class FilesystemSpool:
     # -- writing ---------------------------------------------------------
     def create(self, entry: Entry, chunks: list[bytes]) -> None:
         """Store a new message durably; raise SpoolFull if the disk refuses."""
-        _check_id(entry.id)
-        entry.updated_at = entry.updated_at or time.time()   # else the sweeper finds it stale at once
-        try:
-            _write_new(self.queue / entry.id, [_dump(entry), b"\n", *chunks])
-            fsync_dir(self.queue)
-        except OSError as exc:
-            self._discard_partial(entry.id)
-            raise SpoolFull(f"spool write failed: {exc.strerror or exc}") from None
+        error = self.create_many([(entry, chunks)])[0]
+        if error is not None:
+            raise error
+
+    def create_many(self, messages: list[tuple[Entry, list[bytes]]]) -> list[SpoolFull | None]:
+        """``create`` for messages accepted together, with one directory fsync for all of
+        them: per message None (durable now) or the SpoolFull it got (nothing of it left)."""
+        results: list[SpoolFull | None] = []
+        for entry, chunks in messages:
+            _check_id(entry.id)
+            entry.updated_at = entry.updated_at or time.time()   # else the sweeper finds it stale at once
+            try:
+                _write_new(self.queue / entry.id, [_dump(entry), b"\n", *chunks])
+            except OSError as exc:
+                self._discard_partial(entry.id)
+                results.append(_full(exc))
+            else:
+                results.append(None)
+        if any(r is None for r in results):
+            try:
+                fsync_dir(self.queue)
+            except OSError as exc:
+                for i, (entry, _) in enumerate(messages):
+                    if results[i] is None:
+                        self._discard_partial(entry.id)
+                        results[i] = _full(exc)
+        return results
 
     def save(self, entry: Entry, *, durable: bool = True) -> None:
         entry.updated_at = time.time()
@@ -256,6 +276,10 @@ def _write_new(path: Path, chunks: list[bytes]) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def _full(exc: OSError) -> SpoolFull:
+    return SpoolFull(f"spool write failed: {exc.strerror or exc}")
 
 
 def _dump(entry: Entry) -> bytes:

@@ -20,7 +20,6 @@ from kombu import Exchange, Queue
 from ops import metrics
 from ops.config import STAGES, Config
 from workers import embedded_broker
-from workers.group_commit import GroupPublisher
 from workers.publisher import AmqpPublisher, EmbeddedPublisher, celery_publish
 
 #: every broker queue, in pipeline order
@@ -111,16 +110,13 @@ def publish(app: Celery, stage: str, queue_id: str, redelivered: bool = False) -
     metrics.published(queue_name(app.mailpipe_config, stage))
 
 
-def ingress_publisher(app: Celery):
-    """``(stage, queue_id) -> None`` for the ingress: group commit unless ``publish_batch = 1``."""
-    batch = app.mailpipe_config.ingress.publish_batch
-    if batch == 1:
-        return functools.partial(publish, app)
-    return GroupPublisher(functools.partial(publish_many, app), max_batch=batch)
+def ingress_publishers(app: Celery) -> dict:
+    """``publish`` and ``publish_many`` for ``ingress.server.IngressContext`` (group commit)."""
+    return {"publish": functools.partial(publish, app), "publish_many": functools.partial(publish_many, app)}
 
 
 def publish_many(app: Celery, stage: str, queue_ids: list[str], redelivered: bool = False) -> None:
-    """Put several queue IDs on a stage queue as one task message (``workers.group_commit``)."""
+    """Put several queue IDs on a stage queue as one task message (``ingress.committer``)."""
     _send(app, stage, queue_ids[0] if len(queue_ids) == 1 else list(queue_ids), redelivered)
     metrics.published(queue_name(app.mailpipe_config, stage), len(queue_ids))
 

@@ -78,7 +78,7 @@ class Pipeline:
             self.rt.publish(handed_to, queue_id)      # if this fails, the sweeper republishes later
 
     def run_batch(self, queue_ids: list[str], stage: str) -> None:
-        """Run IDs accepted together (``workers.group_commit``) one after the other. An
+        """Run IDs accepted together (``ingress.committer``) one after the other. An
         error on one is logged and leaves it to the sweeper; the others still run."""
         for queue_id in queue_ids:
             try:

@@ -35,7 +35,7 @@ _EMBED = {"callbacks": None, "errbacks": None, "chain": None, "chord": None}
 def task_message(task: str, queue_id: str | list[str], redelivered: bool, origin: str) -> tuple[str, dict, bytes]:
     """(task id, headers, body) of one stage task, as Celery's task protocol 2 has them.
 
-    ``queue_id`` is one ID, or a list of IDs accepted together (``workers.group_commit``)."""
+    ``queue_id`` is one ID, or a list of IDs accepted together (``ingress.committer``)."""
     task_id = str(uuid.uuid4())
     kwargs = {"redelivered": True} if redelivered else {}
     body = json.dumps([[queue_id], kwargs, _EMBED]).encode()

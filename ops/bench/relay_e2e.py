@@ -7,7 +7,8 @@ point at the sink), an smtplib load of N messages of S bytes over C sessions
 from a trusted network, and the report: end-to-end msgs/s (first SMTP
 connection to the last message finished in the spool), p50/p99 queue time
 (arrival in the spool to the ``done`` trace event), accept rate, failures, and
-CPU ms per message of the mailpipe process tree, RabbitMQ and smtp-sink.
+CPU ms per message of the mailpipe process tree (split into ingress and
+worker processes), RabbitMQ and smtp-sink.
 With ``--reference postfix`` the same load then goes through a throw-away
 Postfix (``ops/bench/postfix_ref.py``) to the same sink, in the same run.
 
@@ -236,16 +237,29 @@ def _mailpipe(args, sink, sink_port: int, work: Path, vhost: str | None) -> dict
     broker = f"amqp://guest:guest@127.0.0.1:5672/{vhost}" if vhost else "spool://"
     serve = _serve(_config(args, work, sink_port, broker), work / "data", args.port)
     try:
-        groups = lambda: {"mailpipe": procstats.tree([serve.pid]), "sink": [sink.pid],  # noqa: E731
+        groups = lambda: {**_roles(procstats.tree([serve.pid])), "sink": [sink.pid],  # noqa: E731
                           **({"rabbitmq": _broker_pids()} if vhost else {})}
         probe = SpoolProbe(work / "data")
         fs_create_ms = procstats.wait_for_quiet_fs(work / "data" / "spool" / "queue", timeout=args.fs_settle)
         if args.warmup:
             _load(args, probe, groups, args.warmup, 10_000_000)
-        return {"system": "mailpipe", "broker": args.broker, "fs_create_ms_before": fs_create_ms,
-                **_load(args, probe, groups, args.messages, 0)}
+        result = _load(args, probe, groups, args.messages, 0)
+        result["cpu_ms_per_msg_mailpipe"] = round(result["cpu_ms_per_msg_ingress"]
+                                                  + result["cpu_ms_per_msg_worker"], 2)
+        return {"system": "mailpipe", "broker": args.broker, "fs_create_ms_before": fs_create_ms, **result}
     finally:
         _end(serve)
+
+
+def _roles(pids: list[int]) -> dict[str, list[int]]:
+    """mailpipe's process tree split into worker processes and the rest (ingress, scheduler)."""
+    def is_worker(pid: int) -> bool:
+        try:
+            return b"\0worker\0" in Path(f"/proc/{pid}/cmdline").read_bytes()
+        except OSError:
+            return False
+    workers = [pid for pid in pids if is_worker(pid)]
+    return {"ingress": [pid for pid in pids if pid not in workers], "worker": workers}
 
 
 def _postfix(args, sink, sink_port: int) -> dict:

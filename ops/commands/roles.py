@@ -57,14 +57,14 @@ def _run_loop(main) -> None:
 def ingress(ctx: Context, reuse_port: bool) -> None:
     """Run only the SMTP listeners (publishing to the smtp_in queue); SIGHUP reloads TLS and rules."""
     from ingress.server import IngressContext, start_ingress
-    from workers.app import create_app, ingress_publisher
+    from workers.app import create_app, ingress_publishers
     logs.setup(ctx.config.log_level, "mailpipe-ingress")
     metrics_server.role_started(ctx.config, "ingress")
     config, directory, spool = ctx.config, ctx.directory(), ctx.spool()
     app = create_app(config)
 
     async def main(stop: asyncio.Event) -> None:
-        ictx = IngressContext(config=config, directory=directory, spool=spool, publish=ingress_publisher(app))
+        ictx = IngressContext(config=config, directory=directory, spool=spool, **ingress_publishers(app))
         servers = await start_ingress(ictx, reuse_port=reuse_port)
         asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, ictx.reload)
         await stop.wait()

@@ -40,6 +40,7 @@ def test_unexpected_exception_text_never_reaches_the_client(server):
     code, text = send(server)
     assert (code, text) == (451, replies.LOCAL_ERROR[4:].encode())
     assert b"internal-detail-xyz" not in text and b"KeyError" not in text
+    assert server.spool.ids() == []                                # nothing half accepted
     server.ctx.publish = lambda stage, qid: server.published.append((stage, qid))
     assert send(server)[0] == 250                                  # still serving
 

@@ -1,8 +1,8 @@
 """Group commit: queue IDs accepted together share one broker message; a worker runs them all.
 
-The ``GroupPublisher`` tests use a recording ``publish_many`` (pure logic of the
-batching); the batch tests further down use the real brokers and a real
-``mailpipe worker`` process.
+These tests use the real brokers and a real ``mailpipe worker`` process; the
+batching at the ingress (``ingress.committer``) is tested in
+``tests/ingress/test_committer.py``.
 """
 
 from __future__ import annotations
@@ -12,124 +12,16 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 import time
 
 import pytest
 
-from core.errors import BrokerUnavailable
 from core.ids import new_queue_id
 from ops.config import load
 from spool.fs import FilesystemSpool
 from spool.model import Entry, Recipient
 from tests.support import ServeProcess, add_accounts, wait_for
 from workers.app import create_app, publish_many
-from workers.group_commit import GroupPublisher
-
-
-class Recorder:
-    """publish_many that records batches; the first call can be held until released."""
-
-    def __init__(self, hold_first: bool = False, fail: set[str] = frozenset()) -> None:
-        self.batches: list[tuple[str, list[str]]] = []
-        self.entered, self.release = threading.Event(), threading.Event()
-        self.hold_first, self.fail = hold_first, fail
-        self.lock = threading.Lock()
-
-    def __call__(self, stage: str, ids: list[str]) -> None:
-        with self.lock:
-            first = not self.batches
-            self.batches.append((stage, list(ids)))
-        if first and self.hold_first:
-            self.entered.set()
-            assert self.release.wait(10)
-        if self.fail & set(ids):
-            raise BrokerUnavailable("refused")
-
-
-def call_all(publisher, items: list[tuple[str, str]]) -> dict[str, str]:
-    """Publish every (stage, id) from its own thread; return id -> 'ok' or the error text."""
-    outcome: dict[str, str] = {}
-
-    def one(stage: str, qid: str) -> None:
-        try:
-            publisher(stage, qid)
-            outcome[qid] = "ok"
-        except BrokerUnavailable as exc:
-            outcome[qid] = str(exc)
-    threads = [threading.Thread(target=one, args=item) for item in items]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(10)
-    return outcome
-
-
-def test_one_caller_is_published_at_once_alone():
-    rec = Recorder()
-    publisher = GroupPublisher(rec, max_batch=16, flushers=1)
-    publisher("smtp_in", "A")
-    assert rec.batches == [("smtp_in", ["A"])]
-    publisher.close()
-
-
-def behind_a_publish_in_flight(rec: Recorder, publisher: GroupPublisher,
-                                items: list[tuple[str, str]]) -> dict[str, str]:
-    """Hold one publish in flight, let ``items`` queue up behind it, release it; each item's outcome."""
-    first = threading.Thread(target=publisher, args=("smtp_in", "first"))
-    first.start()
-    assert rec.entered.wait(10)
-    results: dict[str, str] = {}
-    caller = threading.Thread(target=lambda: results.update(call_all(publisher, items)))
-    caller.start()
-    wait_for(lambda: len(publisher._pending) == len(items), 10, what=f"{len(items)} callers waiting")
-    rec.release.set()
-    caller.join(10)
-    first.join(10)
-    return results
-
-
-def test_callers_waiting_on_a_publish_in_flight_share_the_next_one():
-    rec = Recorder(hold_first=True)
-    publisher = GroupPublisher(rec, max_batch=4, flushers=1)
-    waiting = [("smtp_in", f"id{i}") for i in range(10)]
-    results = behind_a_publish_in_flight(rec, publisher, waiting)
-    assert results == {qid: "ok" for _, qid in waiting}
-    sizes = [len(ids) for _, ids in rec.batches]
-    assert sizes == [1, 4, 4, 2]                     # max_batch respected, nobody published twice
-    assert sorted(i for _, ids in rec.batches[1:] for i in ids) == sorted(qid for _, qid in waiting)
-    publisher.close()
-
-
-def test_a_failed_publish_fails_exactly_its_batch():
-    rec = Recorder(hold_first=True, fail={"bad"})
-    publisher = GroupPublisher(rec, max_batch=2, flushers=1)
-    results = behind_a_publish_in_flight(rec, publisher, [("smtp_in", "bad"), ("smtp_in", "x"), ("smtp_in", "y")])
-    failed_batch = next(ids for _, ids in rec.batches if "bad" in ids)
-    assert {q for q, r in results.items() if r != "ok"} == set(failed_batch)
-    assert all(results[q] == "refused" for q in failed_batch)
-    publisher.close()
-
-
-def test_stages_never_share_a_message():
-    rec = Recorder(hold_first=True)
-    publisher = GroupPublisher(rec, max_batch=16, flushers=1)
-    behind_a_publish_in_flight(rec, publisher, [("smtp_in", "a"), ("local", "b"), ("smtp_in", "c"), ("local", "d")])
-    assert sorted((stage, sorted(ids)) for stage, ids in rec.batches[1:]) == [
-        ("local", ["b", "d"]), ("smtp_in", ["a", "c"])]
-    publisher.close()
-
-
-def test_a_publish_that_never_confirms_times_out_as_broker_unavailable():
-    rec = Recorder(hold_first=True)
-    publisher = GroupPublisher(rec, max_batch=16, flushers=1, timeout=0.2)
-    with pytest.raises(BrokerUnavailable, match="not confirmed"):
-        publisher("smtp_in", "stuck")
-    with pytest.raises(BrokerUnavailable, match="not confirmed"):
-        publisher("smtp_in", "behind")               # never taken: the only flusher is stuck
-    assert "behind" not in [w.queue_id for w in publisher._pending]
-    rec.release.set()
-    publisher.close()
 
 
 # -- batches through the real brokers and a real worker process ---------------------------------
