@@ -11,14 +11,27 @@ error tree. The quirks it wraps (see the av-spam notes):
   the socket ourselves (``filters.endpoint.connect``);
 - over ``StreamMaxLength`` it raises a bare ``BrokenPipeError``, and
   ``clamd.ConnectionError`` shadows the builtin -> every ``OSError`` and
-  ``clamd.ClamdError`` becomes ``core.errors.FilterUnavailable``.
+  ``clamd.ClamdError`` becomes ``core.errors.FilterUnavailable``;
+- it connects and disconnects for every command -> scans run in a session
+  (clamd's ``IDSESSION``: several commands on one connection, each reply
+  prefixed with its request number), one per thread, kept open between
+  messages: no connect, accept and close per message (0.05 instead of 0.16 ms
+  of client CPU and 0.20 instead of 0.23 ms of clamd CPU per 5 KB scan here).
+  The package's ``instream`` runs unchanged inside it. clamd closes a session
+  left idle for its ``IdleTimeout``; a scan that fails on a session used
+  before is retried once on a new one (a scan has no side effect), so a
+  restarted or tidied-up clamd costs nothing but that reconnect.
 
 Must not: decide what to do with a result (that is ``filters.antivirus``).
 """
 
 from __future__ import annotations
 
+import contextlib
+import os
+import re
 import socket
+import threading
 from dataclasses import dataclass
 
 import clamd
@@ -75,12 +88,51 @@ class _Clamd(clamd.ClamdNetworkSocket):
             self.clamd_socket.close()
 
 
+class _Session(_Clamd):
+    """An ``IDSESSION`` connection: the package's per-command connect and close become no-ops."""
+
+    def __init__(self, endpoint: Endpoint, timeout: float) -> None:
+        super().__init__(endpoint, timeout)
+        super()._init_socket()
+        try:
+            if self.clamd_socket.family != socket.AF_UNIX:    # the package writes in small pieces:
+                self.clamd_socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # no Nagle wait
+            self.clamd_socket.sendall(b"nIDSESSION\n")
+            self._replies = self.clamd_socket.makefile("rb")
+        except OSError:
+            self.clamd_socket.close()
+            raise
+        self.used = False           #: a scan completed on it (so a failure may be a stale session)
+
+    def _init_socket(self) -> None:
+        pass
+
+    def _close_socket(self) -> None:
+        pass
+
+    def _recv_response(self) -> str:
+        line = self._replies.readline()
+        if not line:
+            raise clamd.ConnectionError("clamd closed the session")
+        return _REQUEST_NUMBER.sub("", line.decode("utf-8", "replace").strip(), count=1)
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            self._replies.close()
+            self.clamd_socket.close()
+
+
+#: "<n>: " in front of every reply inside a session
+_REQUEST_NUMBER = re.compile(r"^\d+: ")
+
+
 class ClamdClient:
     """Ask clamd about whole raw messages (INSTREAM); ClamAV decodes MIME and archives itself."""
 
     def __init__(self, url: str, timeout: float = 30.0) -> None:
         self.endpoint = parse_endpoint(url)
         self.timeout = timeout
+        self._local = threading.local()
 
     def _call(self, method: str, *args):
         conn = _Clamd(self.endpoint, self.timeout)
@@ -99,12 +151,37 @@ class ClamdClient:
 
     def scan(self, raw: bytes) -> ScanResult:
         """Scan ``raw``; FilterUnavailable when clamd cannot be asked or answers ERROR."""
-        reply = self._call("instream", _Reader(raw))
-        if not reply or "stream" not in reply:
-            raise FilterUnavailable(f"clamd at {self.endpoint}: empty reply")
+        while True:
+            session = self._session()
+            try:
+                reply = session.instream(_Reader(raw))
+                if not reply or "stream" not in reply:
+                    raise clamd.ResponseError("empty reply")
+            except (OSError, clamd.ClamdError) as exc:
+                self._drop()
+                if session.used:          # perhaps closed by clamd while idle: once more, afresh
+                    continue
+                raise FilterUnavailable(f"clamd at {self.endpoint}: {type(exc).__name__}: {exc}") from None
+            session.used = True
+            break
         status, signature = reply["stream"]
         if status == "OK":
             return ScanResult(infected=False)
         if status == "FOUND" and signature:
             return ScanResult(infected=True, signature=signature)
         raise FilterUnavailable(f"clamd at {self.endpoint}: scan error {signature!r}")
+
+    def _session(self) -> _Session:
+        session = getattr(self._local, "session", None)
+        if session is None or self._local.pid != os.getpid():      # never share one across a fork
+            try:
+                session = _Session(self.endpoint, self.timeout)
+            except OSError as exc:
+                raise FilterUnavailable(f"clamd at {self.endpoint}: {type(exc).__name__}: {exc}") from None
+            self._local.session, self._local.pid = session, os.getpid()
+        return session
+
+    def _drop(self) -> None:
+        session, self._local.session = getattr(self._local, "session", None), None
+        if session is not None:
+            session.close()

@@ -33,12 +33,20 @@ import fcntl
 import os
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 from core.errors import SpoolFull
 from core.files import fsync_dir, write_all
 from core.ids import is_queue_id
 from spool.model import Entry, State
+
+
+@dataclass
+class Claimed:
+    """A message locked by this process: its current entry and its raw content."""
+    entry: Entry
+    message: bytes
 
 
 LOAD_ATTEMPTS = 20     #: reads of an entry that is being rewritten, 2 ms apart
@@ -190,21 +198,49 @@ class FilesystemSpool:
     @contextlib.contextmanager
     def lock(self, queue_id: str) -> Iterator[bool]:
         """Yield True if this process now owns the message, False if another does or it is gone."""
+        with self._locked(queue_id) as fd:
+            yield fd is not None
+
+    @contextlib.contextmanager
+    def claim(self, queue_id: str) -> Iterator[Claimed | None]:
+        """``lock`` and read the message at once: its current entry and raw message from the
+        one open file (a worker's hot path), or None if another process owns it or it has
+        left the queue (finished, deleted) in the meantime."""
+        with self._locked(queue_id) as fd:
+            claimed = self._read_locked(queue_id, fd) if fd is not None else None
+            yield claimed
+
+    def _read_locked(self, queue_id: str, fd: int) -> Claimed | None:
+        st = os.fstat(fd)
+        try:
+            if os.stat(self.queue / queue_id).st_ino != st.st_ino:
+                return None       # renamed into done/ by the owner we waited for, and maybe re-created
+        except FileNotFoundError:
+            return None
+        data = os.pread(fd, st.st_size, 0)
+        head, _, message = data.partition(b"\n")
+        with contextlib.suppress(FileNotFoundError):
+            head = (self.queue / f"{queue_id}.json").read_bytes()
+        return Claimed(Entry.model_validate_json(head), message)
+
+    @contextlib.contextmanager
+    def _locked(self, queue_id: str) -> Iterator[int | None]:
+        """The open, flock'ed queue file; None if another process holds it or it is gone."""
         _check_id(queue_id)
         try:
             fd = os.open(self.queue / queue_id, os.O_RDONLY)
         except FileNotFoundError:
-            yield False
+            yield None
             return
         try:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except OSError as exc:
                 if exc.errno in (errno.EAGAIN, errno.EACCES):
-                    yield False
+                    yield None
                     return
                 raise
-            yield True
+            yield fd
         finally:
             os.close(fd)
 

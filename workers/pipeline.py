@@ -59,21 +59,18 @@ class Pipeline:
 
     def run(self, queue_id: str, stage: str, redelivered: bool = False) -> None:
         spool = self.rt.spool
-        with spool.lock(queue_id) as owned:
-            if not owned:
+        with spool.claim(queue_id) as claimed:
+            if claimed is None:
                 log.info("%s: stage=%s, skipped (locked by another worker or gone)", queue_id, stage)
                 return
-            try:
-                entry = spool.load(queue_id)
-            except FileNotFoundError:
-                return
+            entry = claimed.entry
             if entry.state != State.ACTIVE or entry.stage != stage:
                 log.info("%s: stage=%s, duplicate task dropped (state=%s, stage=%s)",
                          queue_id, stage, entry.state, entry.stage)
                 return
             if redelivered and self._poisoned(entry):
                 return
-            handed_to = self._run_from(entry, stage, recovering=redelivered)
+            handed_to = self._run_from(entry, stage, redelivered, claimed.message)
         if handed_to is not None:    # publish after unlocking, or the next stage's worker finds it locked
             self.rt.publish(handed_to, queue_id)      # if this fails, the sweeper republishes later
 
@@ -100,9 +97,8 @@ class Pipeline:
         self.rt.spool.save(entry)
         return False
 
-    def _run_from(self, entry: Entry, stage: str | None, recovering: bool = False) -> str | None:
+    def _run_from(self, entry: Entry, stage: str | None, recovering: bool, message: bytes) -> str | None:
         """Run stages from ``stage``; return the stage handed over to another worker, if any."""
-        message = self.rt.spool.message(entry.id)
         while stage is not None:
             entry.stage = stage
             started = time.perf_counter()

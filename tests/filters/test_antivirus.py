@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+import threading
 from pathlib import Path
 
 import pytest
@@ -81,6 +82,30 @@ def test_client_ping_and_version(daemons):
     client = ClamdClient(daemons.clamd_unix, timeout=5)
     assert client.ping()
     assert client.version().startswith("ClamAV")
+
+
+def test_scans_share_one_clamd_session_per_thread(clamd_url):
+    client = ClamdClient(clamd_url, timeout=10)
+    assert client.scan(messages.plain()).infected is False
+    session = client._local.session
+    assert client.scan(messages.eicar_mail()).infected is True        # same connection, next request
+    assert client.scan(messages.plain()).infected is False
+    assert client._local.session is session and session.clamd_socket.fileno() >= 0
+    other: list = []
+    thread = threading.Thread(target=lambda: other.append((client.scan(messages.plain()), client._local.session)))
+    thread.start()
+    thread.join(30)
+    assert other[0][0].infected is False and other[0][1] is not session   # its own session
+
+
+def test_a_session_clamd_closed_is_replaced_without_a_failure(clamd_url):
+    client = ClamdClient(clamd_url, timeout=10)
+    client.scan(messages.plain())
+    old = client._local.session
+    old.clamd_socket.sendall(b"nEND\n")           # clamd ends the session, as after its IdleTimeout
+    assert old._replies.read() == b""              # ... and closes the connection
+    assert client.scan(messages.eicar_mail()).infected is True
+    assert client._local.session is not old
 
 
 def test_clamd_down_tempfails():

@@ -172,3 +172,33 @@ def test_a_reader_never_sees_a_finishing_entry_half_written(tmp_path):
         thread.join(30)
     assert errors == []
     assert sorted(spool.done_ids()) == sorted(e.id for e in ids)
+
+
+def test_claim_reads_the_current_entry_and_the_message_from_the_locked_file(tmp_path):
+    spool = FilesystemSpool(tmp_path)
+    e = entry()
+    spool.create(e, [b"Subject: x\r\n\r\n", b"body\r\n"])
+    with spool.claim(e.id) as claimed:
+        assert claimed.entry == spool.load(e.id) and claimed.message == b"Subject: x\r\n\r\nbody\r\n"
+        with spool.claim(e.id) as again:                         # one owner at a time
+            assert again is None
+    e.stage = "route"
+    spool.save(e)                                                 # a current-entry file wins
+    with spool.claim(e.id) as claimed:
+        assert claimed.entry.stage == "route" and claimed.message.endswith(b"body\r\n")
+    with spool.claim(new_queue_id()) as missing:
+        assert missing is None
+
+
+def test_claim_after_waiting_for_an_owner_that_finished_the_message_gets_nothing(tmp_path):
+    """The file was opened while another worker held it; that worker renamed it into done/,
+    even with the final record lost (kill -9): the claim must not run the message again."""
+    spool = FilesystemSpool(tmp_path)
+    e = entry()
+    spool.create(e, [b"body\r\n"])
+    with spool._locked(e.id) as fd:                               # opened before the rename ...
+        assert fd is not None
+        os.rename(tmp_path / "queue" / e.id, tmp_path / "done" / f"{e.id}.json")
+        assert spool._read_locked(e.id, fd) is None               # ... read after it
+        spool.create(entry(e.id), [b"a new message under the same name"])
+        assert spool._read_locked(e.id, fd) is None               # another inode now
