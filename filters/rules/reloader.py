@@ -13,7 +13,6 @@ import logging
 import os
 from pathlib import Path
 
-from filters.rules.model import RuleSet
 from filters.rules.parser import RulesError, parse_file
 
 log = logging.getLogger("mailpipe.filters.rules")
