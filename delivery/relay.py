@@ -34,9 +34,13 @@ LOG_STATUS = {"sent": "sent", "deferred": "deferred", "failed": "bounced"}
 
 
 def count_received(message: bytes) -> int:
-    """Received header fields in the header section of ``message``."""
-    head = message.replace(b"\r\n", b"\n").split(b"\n\n", 1)[0]
-    return sum(1 for line in head.split(b"\n") if line[:9].lower() == b"received:")
+    """Received header fields in the header section of ``message`` (up to its first empty
+    line, LF or CRLF), without copying the body."""
+    ends = [i for i in (message.find(b"\n\n"), message.find(b"\n\r\n")) if i >= 0]
+    head = b"\n" + (message[:min(ends)] if ends else message).lower()
+    if head.startswith((b"\n\n", b"\n\r\n")):      # the message starts with the empty line
+        return 0
+    return head.count(b"\nreceived:")
 
 
 def group_by_domain(recipients: list[str]) -> dict[str, list[str]]:

@@ -78,3 +78,24 @@ def test_classify_and_enhanced_status():
     assert enhanced_status("451 try later", "deferred") == "4.0.0"
     assert enhanced_status("5.1.10 null MX", "failed") == "5.1.10"
     assert enhanced_status("connect failed", "deferred") == "4.0.0"
+
+
+def _received_by_lines(message: bytes) -> int:
+    """The rule spelled out: header lines (up to the first empty one, LF or CRLF) named Received."""
+    count = 0
+    for line in message.split(b"\n"):
+        line = line[:-1] if line.endswith(b"\r") else line
+        if not line:
+            break
+        count += line[:9].lower() == b"received:"
+    return count
+
+
+@given(st.lists(st.sampled_from([b"Received: x", b"received:y", b"RECEIVED: z", b"X-Received: no",
+                                 b" Received: folded", b"Subject: s", b"", b"\r", b"Received:"]),
+                max_size=12),
+       st.sampled_from([b"\r\n", b"\n"]))
+def test_count_received_follows_the_line_rule(lines, eol):
+    from delivery.relay import count_received
+    message = eol.join(lines) + eol + eol + b"Received: in the body\r\n"
+    assert count_received(message) == _received_by_lines(message)
