@@ -18,7 +18,8 @@ error tree. The quirks it wraps (see the av-spam notes):
   messages: no connect, accept and close per message (client CPU 0.07–0.08
   instead of 0.11–0.12 ms per 5 KB scan here; clamd's own 0.51–0.55 ms per
   unique message stays).
-  The package's ``instream`` runs unchanged inside it. clamd closes a session
+  The package's ``instream`` runs unchanged inside it; what it sends for one
+  scan in three writes leaves in one. clamd closes a session
   left idle for its ``IdleTimeout``; a scan that fails on a session used
   before is retried once on a new one (a scan has no side effect), so a
   restarted or tidied-up clamd costs nothing but that reconnect.
@@ -58,6 +59,31 @@ class _SendAllSocket(socket.socket):
         return len(data)
 
 
+class _BufferedSocket(_SendAllSocket):
+    """A session's socket: what the package sends for one command (the command, the
+    chunks, the terminator) leaves in one ``sendall`` when the reply is read, or
+    whenever ``FLUSH_AT`` bytes are waiting (one write instead of three per message)."""
+
+    FLUSH_AT = 4 * CHUNK
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.pending: list[bytes] = []
+        self.pending_size = 0
+
+    def send(self, data, flags=0):  # type: ignore[override]
+        self.pending.append(bytes(data))
+        self.pending_size += len(data)
+        if self.pending_size >= self.FLUSH_AT:
+            self.flush()
+        return len(data)
+
+    def flush(self) -> None:
+        if self.pending:
+            data, self.pending, self.pending_size = b"".join(self.pending), [], 0
+            self.sendall(data)
+
+
 class _Reader:
     """File-like view of bytes handing out ``CHUNK``-sized pieces whatever size is asked."""
 
@@ -94,10 +120,10 @@ class _Session(_Clamd):
 
     def __init__(self, endpoint: Endpoint, timeout: float) -> None:
         super().__init__(endpoint, timeout)
-        super()._init_socket()
+        self.clamd_socket = connect(self.endpoint, self.timeout, _BufferedSocket)
         try:
-            if self.clamd_socket.family != socket.AF_UNIX:    # the package writes in small pieces:
-                self.clamd_socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # no Nagle wait
+            if self.clamd_socket.family != socket.AF_UNIX:    # requests follow replies: no Nagle wait
+                self.clamd_socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             self.clamd_socket.sendall(b"nIDSESSION\n")
             self._replies = self.clamd_socket.makefile("rb")
         except OSError:
@@ -112,6 +138,7 @@ class _Session(_Clamd):
         pass
 
     def _recv_response(self) -> str:
+        self.clamd_socket.flush()
         line = self._replies.readline()
         if not line:
             raise clamd.ConnectionError("clamd closed the session")
