@@ -17,11 +17,10 @@ error tree. The quirks it wraps (see the av-spam notes):
   prefixed with its request number), one per thread, kept open between
   messages: no connect, accept and close per message (client CPU 0.07–0.08
   instead of 0.11–0.12 ms per 5 KB scan here; clamd's own 0.51–0.55 ms per
-  unique message stays).
-  The package's ``instream`` runs unchanged inside it; what it sends for one
-  scan in three writes leaves in one. clamd closes a session
-  left idle for its ``IdleTimeout``; a scan that fails on a session used
-  before is retried once on a new one (a scan has no side effect), so a
+  unique message stays). The package's ``instream`` runs unchanged inside
+  it; what it sends for one scan in three writes leaves in one. clamd closes
+  a session left idle for its ``IdleTimeout``; a scan that fails on a session
+  used before is retried once on a new one (a scan has no side effect), so a
   restarted or tidied-up clamd costs nothing but that reconnect.
 
 Must not: decide what to do with a result (that is ``filters.antivirus``).
