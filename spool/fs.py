@@ -135,10 +135,15 @@ class FilesystemSpool:
             with open(self.done / f"{queue_id}.json", "rb") as done:
                 return done.readline(), True
         with handle:
-            try:
-                return (self.queue / f"{queue_id}.json").read_bytes(), False
-            except FileNotFoundError:
-                return handle.readline(), False
+            return self._current(queue_id, handle.readline), False
+
+    def _current(self, queue_id: str, first_line) -> bytes:
+        """The current entry of a queued message: ``<ID>.json`` if a stage wrote one, else
+        the queue file's first line (``first_line()`` reads it, only when needed)."""
+        try:
+            return (self.queue / f"{queue_id}.json").read_bytes()
+        except FileNotFoundError:
+            return first_line()
 
     def message(self, queue_id: str) -> bytes:
         _check_id(queue_id)
@@ -207,8 +212,7 @@ class FilesystemSpool:
         one open file (a worker's hot path), or None if another process owns it or it has
         left the queue (finished, deleted) in the meantime."""
         with self._locked(queue_id) as fd:
-            claimed = self._read_locked(queue_id, fd) if fd is not None else None
-            yield claimed
+            yield self._read_locked(queue_id, fd) if fd is not None else None
 
     def _read_locked(self, queue_id: str, fd: int) -> Claimed | None:
         st = os.fstat(fd)
@@ -217,11 +221,8 @@ class FilesystemSpool:
                 return None       # renamed into done/ by the owner we waited for, and maybe re-created
         except FileNotFoundError:
             return None
-        data = os.pread(fd, st.st_size, 0)
-        head, _, message = data.partition(b"\n")
-        with contextlib.suppress(FileNotFoundError):
-            head = (self.queue / f"{queue_id}.json").read_bytes()
-        return Claimed(Entry.model_validate_json(head), message)
+        head, _, message = os.pread(fd, st.st_size, 0).partition(b"\n")
+        return Claimed(Entry.model_validate_json(self._current(queue_id, lambda: head)), message)
 
     @contextlib.contextmanager
     def _locked(self, queue_id: str) -> Iterator[int | None]:

@@ -106,8 +106,7 @@ def publish(app: Celery, stage: str, queue_id: str, redelivered: bool = False) -
     ``redelivered`` marks a republish of a message that may already have been
     worked on (the sweeper), so stages check what was already done.
     """
-    _send(app, stage, queue_id, redelivered)
-    metrics.published(queue_name(app.mailpipe_config, stage))
+    publish_many(app, stage, [queue_id], redelivered)
 
 
 def ingress_publishers(app: Celery) -> dict:
