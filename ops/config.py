@@ -215,6 +215,7 @@ class Config(BaseSettings):
     database_url: str | None = None              #: None = sqlite file in data_dir
     queue_prefix: str = ""                       #: prefix for broker queue names
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    event_loop: Literal["auto", "uvloop", "asyncio"] = "auto"   #: servers' asyncio loop; auto = uvloop when installed
 
     ingress: IngressConfig = IngressConfig()
     pipeline: PipelineConfig = PipelineConfig()

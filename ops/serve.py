@@ -24,6 +24,7 @@ from pathlib import Path
 
 from access.imap.server import ImapService
 from access.pop3.server import Pop3Service
+from core import eventloop
 from core.clock import SystemClock
 from core.tls import TlsContexts
 from ingress.server import IngressContext, start_ingress
@@ -185,10 +186,10 @@ def announce(config: Config) -> None:
             log.warning("%s filter not configured: messages pass unscanned (set [%s] to enable)", name,
                         {"antivirus": "antivirus] clamd", "spam": "spam] spamd", "rules": "rules] file"}[name])
     broker = "embedded (spool://)" if config.embedded_broker else config.broker_url.split("@")[-1]
-    log.info("mailpipe ready: data=%s, broker=%s, smtp=%s:%d", config.data_dir, broker,
-             config.ingress.listen, config.ingress.smtp_port)
+    log.info("mailpipe ready: data=%s, broker=%s, smtp=%s:%d, event loop=%s", config.data_dir, broker,
+             config.ingress.listen, config.ingress.smtp_port, eventloop.chosen(config.event_loop))
 
 
 def serve(config: Config, config_path: str | None) -> None:
     config.data_dir.mkdir(parents=True, exist_ok=True)
-    asyncio.run(Server(config, config_path).run())
+    eventloop.run(Server(config, config_path).run(), config.event_loop)

@@ -8,6 +8,7 @@ import signal
 
 import click
 
+from core import eventloop
 from ops import logs, metrics_server
 from ops.cli import Context, pass_ctx
 
@@ -40,14 +41,14 @@ def worker(ctx: Context, stages: str, concurrency: int | None, prefetch: int | N
     run_worker(ctx.config, chosen, concurrency=concurrency, prefetch=prefetch, name=name)
 
 
-def _run_loop(main) -> None:
+def _run_loop(main, config) -> None:
     async def runner() -> None:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
         await main(stop)
-    asyncio.run(runner())
+    eventloop.run(runner(), config.event_loop)
 
 
 @click.command()
@@ -70,7 +71,7 @@ def ingress(ctx: Context, reuse_port: bool) -> None:
         await stop.wait()
         for server in servers:
             server.close()
-    _run_loop(main)
+    _run_loop(main, config)
 
 
 @click.command()
@@ -93,7 +94,7 @@ def scheduler(ctx: Context) -> None:
                 await asyncio.wait_for(stop.wait(), ctx.config.pipeline.sweep_interval)
             except asyncio.TimeoutError:
                 pass
-    _run_loop(main)
+    _run_loop(main, ctx.config)
 
 
 def _access_command(name: str, module: str, cls: str):
@@ -113,7 +114,7 @@ def _access_command(name: str, module: str, cls: str):
             await service.start()
             await stop.wait()
             await service.stop()
-        _run_loop(main)
+        _run_loop(main, config)
     command.help = f"Run only the {name.upper()} server."
     return command
 
