@@ -21,6 +21,11 @@ import subprocess
 import sys
 
 
+#: CPU per message in each run, by part (ops.bench.smtp's keys)
+CPU_PARTS = {"server": "server_cpu_ms_per_msg", "ingress": "ingress_cpu_ms_per_msg", "broker": "broker_cpu_ms_per_msg",
+             "workers": "workers_and_daemons_cpu_ms_per_msg", "daemons": "daemons_cpu_ms_per_msg"}
+
+
 def one_run(filters: str, extra: list[str]) -> dict:
     argv = [sys.executable, "-m", "ops.bench", "smtp", "--start", *extra]
     if filters:
@@ -46,9 +51,8 @@ def main(argv: list[str]) -> int:
         pair = {"first": order[0] or "pass-through",
                 "filters_e2e": filtered["e2e_rate"], "pass_through_e2e": plain["e2e_rate"],
                 "ratio": round(filtered["e2e_rate"] / plain["e2e_rate"], 3),
-                "filters_cpu_ms": filtered["server_cpu_ms_per_msg"],
-                "pass_through_cpu_ms": plain["server_cpu_ms_per_msg"],
-                "daemons_cpu_ms": filtered.get("daemons_cpu_ms_per_msg")}
+                **{f"{label}_cpu_ms_{part}": run.get(key) for label, run in (("filters", filtered), ("pass_through", plain))
+                   for part, key in CPU_PARTS.items()}}
         pairs.append(pair)
         print(json.dumps(pair), file=sys.stderr, flush=True)
     ratios = [p["ratio"] for p in pairs]
