@@ -2,18 +2,9 @@
 
 from __future__ import annotations
 
-import re
-
+from delivery.relay import count_received
 from spool.model import Entry
 from workers.bounce import bounce_local_failures
-
-_RECEIVED = re.compile(rb"^Received:", re.IGNORECASE | re.MULTILINE)
-
-
-def count_received(message: bytes) -> int:
-    header_end = message.find(b"\r\n\r\n")
-    head = message if header_end < 0 else message[:header_end]
-    return len(_RECEIVED.findall(head))
 
 
 def run(rt, entry: Entry, message: bytes, recovering: bool) -> None:
