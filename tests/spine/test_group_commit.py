@@ -74,9 +74,13 @@ def test_a_batch_message_delivers_each_id_and_a_redelivered_batch_is_split(tmp_p
         publish_many(app, "smtp_in", again, redelivered=True)    # as a worker killed mid-batch leaves it
         wait_for(lambda: delivered_once(srv), 60, what="three deliveries after the split")
         spool = FilesystemSpool(srv.data_dir / "spool")
-        for qid in again:
+
+        def finished_after_redelivery(qid: str) -> bool:
             events = [e.event for e in spool.load(qid).trace]
-            assert "redelivered" in events and events[-1] == "done"
+            return "redelivered" in events and events[-1] == "done"
+        # the Maildir file exists before the worker saves the finished entry: wait for that too
+        wait_for(lambda: all(finished_after_redelivery(qid) for qid in again), 30,
+                 what="finished entries that recorded their redelivery")
     finally:
         worker.send_signal(signal.SIGTERM)
         try:
