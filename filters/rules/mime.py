@@ -140,8 +140,9 @@ def _add_headers(msg: Message, headers: dict[str, list[str]]) -> None:
 
 
 _HEADER_LINE = re.compile(rb"[\x21-\x39\x3b-\x7e]+:")
-_PLAIN = re.compile(rb'[ \t]*text/plain[ \t]*((?:;[ \t]*[a-z0-9-]+=(?:"[^"\\\x00-\x20\x7f-\xff]*"|[a-z0-9._:-]+)[ \t]*)*);?[ \t]*',
-                    re.I)
+#: ``text/plain`` with simple parameters (token or quoted value without blanks, escapes or 8-bit)
+_PLAIN = re.compile(rb'[ \t]*text/plain[ \t]*'
+                    rb'((?:;[ \t]*[a-z0-9-]+=(?:"[^"\\\x00-\x20\x7f-\xff]*"|[a-z0-9._:-]+)[ \t]*)*);?[ \t]*', re.I)
 _PARAM = re.compile(rb'([a-z0-9-]+)="?([^";\s]*)', re.I)
 _UNENCODED = (b"", b"7bit", b"8bit", b"binary")
 

@@ -1,7 +1,9 @@
-"""CPU time and RSS of process trees, read from /proc (Linux), for the benchmarks."""
+"""CPU time and RSS of process trees, read from /proc (Linux), for the benchmarks; finished
+spool entries as the benchmarks read them."""
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 import threading
@@ -127,3 +129,17 @@ def wait_for_quiet_fs(directory: Path | str, limit_ms: float = 0.2, timeout: flo
         time.sleep(10)
         cost = create_cost_ms(directory)
     return cost
+
+
+def done_entry(path: Path, timeout: float = 5.0) -> dict:
+    """The final entry in ``done/<ID>.json``. A message's queue file is renamed there and then
+    overwritten with its final entry, so a reader can briefly meet the whole queue file (its
+    entry line, then the message) or a half-written entry: read again until it is one JSON."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return json.loads(path.read_bytes())
+        except ValueError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.002)

@@ -104,7 +104,7 @@ def _queue_times(paths: list[Path]) -> tuple[list[float], int]:
     """Seconds from arrival to done for each finished entry, and recipients not delivered."""
     times, failed = [], 0
     for path in paths:
-        entry = json.loads(path.read_text())
+        entry = procstats.done_entry(path)
         done = [e["at"] for e in entry["trace"] if e["event"] == "done"]
         if done:
             times.append(done[-1] - entry["received_at"])

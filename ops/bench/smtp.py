@@ -137,7 +137,7 @@ def stage_latencies(data_dir: Path) -> dict:
     """Per-stage latency (ms) from the traces of finished messages."""
     times: dict[str, list[float]] = {}
     for path in (data_dir / "spool" / "done").glob("*.json"):
-        for event in json.loads(path.read_bytes()).get("trace", []):
+        for event in procstats.done_entry(path).get("trace", []):
             if event.get("ms") is not None:
                 times.setdefault(event["stage"], []).append(event["ms"])
     return {stage: {"n": len(v), "mean_ms": round(sum(v) / len(v), 2), "p50_ms": round(percentile(v, 0.5), 2),
