@@ -10,6 +10,7 @@ import smtplib
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import pytest
 
@@ -130,8 +131,8 @@ def test_a_message_the_disk_refuses_fails_alone(spool_dir, monkeypatch):
     real = spool.fs._write_new
 
     def write_new(path, chunks):
-        if path.name == refused:
-            path.write_bytes(b"partial")
+        if Path(path).name == refused:
+            Path(path).write_bytes(b"partial")
             raise OSError(errno.ENOSPC, "No space left on device")
         real(path, chunks)
     monkeypatch.setattr(spool.fs, "_write_new", write_new)
