@@ -267,7 +267,7 @@ class FilesystemSpool:
         try:
             os.rename(f"{self._queue_dir}/{entry.id}", done)
         except FileNotFoundError:
-            self._write(Path(done), data, durable=False)
+            self._write(done, data, durable=False)
         else:
             fd = os.open(done, os.O_WRONLY)
             try:
@@ -288,8 +288,8 @@ class FilesystemSpool:
                     removed += 1
         return removed
 
-    def _write(self, path: Path, data: bytes, *, durable: bool) -> None:
-        tmp = self.tmp / f"{path.name}.{os.getpid()}.{time.monotonic_ns()}"
+    def _write(self, path: str | Path, data: bytes, *, durable: bool) -> None:
+        tmp = self.tmp / f"{os.path.basename(path)}.{os.getpid()}.{time.monotonic_ns()}"
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         try:
             write_all(fd, data)
