@@ -34,6 +34,7 @@ from core.ids import new_queue_id
 from core.tls import TlsContexts, is_loopback
 from ingress import policy, replies
 from ingress.committer import Committer
+from ingress.flow import FlowGate
 from ingress.connection import Connection, ListenerSpec
 from ingress.limits import ConnectionLimits, PassedClients
 from ingress.protocol import AuthRequest, Envelope, MailRequest, RcptRequest, Session, Settings
@@ -61,6 +62,7 @@ class IngressContext:
     bound: dict[str, int] = field(default_factory=dict)   #: listener name -> bound port
     clock: Clock = field(default_factory=SystemClock)
     auth_executor: ThreadPoolExecutor = field(default=None)  # type: ignore[assignment]
+    backlog: object = None                 #: () -> ready messages on smtp_in, or None; None: no flow control
 
     def __post_init__(self) -> None:
         cfg = self.config.ingress
@@ -78,6 +80,7 @@ class IngressContext:
                                             self.config.ingress.max_connections_per_ip)
         self.passed = PassedClients(self.config.ingress.greet_pass_ttl, self.clock)
         self.rules = rules_from_config(self.config.rules)     # SMTP-time operator rules (or None)
+        self.flow = FlowGate(self.backlog or (lambda: None), limit=cfg.in_flow_backlog, delay=cfg.in_flow_delay)
 
     def _publish_many(self, stage: str, queue_ids: list[str]) -> None:
         if self.publish_many is not None:
@@ -146,7 +149,9 @@ class Handler:
         return reply
 
     async def mail(self, session: Session, request: MailRequest) -> str:
-        """After AUTH, MAIL FROM must be one of the user's own addresses or aliases."""
+        """After AUTH, MAIL FROM must be one of the user's own addresses or aliases. While
+        delivery is behind, a new message first waits (``ingress.flow``)."""
+        await self.ctx.flow.admit()
         refused = self.policy_reply(session, request.address, None)
         if refused:
             return refused
@@ -283,6 +288,8 @@ async def start_ingress(ctx: IngressContext, tls: TlsContexts | None = None,
     elif ctx.tls is None and ctx.config.tls.cert and ctx.config.tls.key:
         ctx.tls = TlsContexts(ctx.config.tls.cert, ctx.config.tls.key)
     cfg = ctx.config.ingress
+    if ctx.backlog is not None and cfg.in_flow_delay > 0:
+        ctx.flow.start(asyncio.get_running_loop())
     handler = Handler(ctx)
     listeners = [(ListenerSpec("smtp", greet_pause=cfg.greet_pause), cfg.smtp_port, None)]
     if ctx.tls is not None and ctx.tls.context is not None:

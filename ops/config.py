@@ -54,6 +54,8 @@ class IngressConfig(Section):
     greet_pass_ttl: float = Field(86400.0, ge=0)           #: an IP that waited for the greeting skips the pause this long (s)
     publish_threads: int = Field(2, gt=0)                  #: commit threads (spool write + confirmed publish), each one batch at a time
     publish_batch: int = Field(16, ge=1, le=1000)          #: most queue IDs accepted at once that share one broker message (group commit); 1 = one message each
+    in_flow_delay: float = Field(1.0, ge=0)                #: pause a new message (at MAIL) up to this long (s) while delivery is behind (Postfix's in_flow_delay); 0 = off
+    in_flow_backlog: int = Field(64, ge=0)                 #: "behind": more ready broker messages (batches of queue IDs) than this on the smtp_in queue
     processes: int = Field(1, ge=1, le=64)                 #: SMTP ingress processes of `mailpipe serve`, sharing the ports (SO_REUSEPORT); connection limits apply per process
 
     @field_validator("trusted_networks")

@@ -52,6 +52,44 @@ def _kombu_depths(config: Config) -> list[QueueDepth]:
     return result
 
 
+class BacklogProbe:
+    """Ready broker messages on one stage queue, read again on each call (``ingress.flow``).
+
+    Keeps one broker connection (RabbitMQ, Redis) open between calls and opens
+    a new one after a failure; the embedded broker's count is its directory's.
+    Returns None when the broker cannot be asked.
+    """
+
+    def __init__(self, config: Config, stage: str = "smtp_in") -> None:
+        self.config, self.queue = config, queue_name(config, stage)
+        self._embedded = BrokerDir(config.data_dir / "broker") if config.embedded_broker else None
+        self._conn = self._channel = None
+
+    def __call__(self) -> int | None:
+        if self._embedded is not None:
+            try:
+                return self._embedded.size(self.queue)
+            except OSError:                # not created yet
+                return None
+        try:
+            if self._channel is None:
+                from kombu import Connection
+                self._conn = Connection(self.config.broker_url, connect_timeout=3)
+                self._channel = self._conn.channel()
+            return self._channel.queue_declare(self.queue, passive=True)[1]
+        except Exception:                  # unreachable, or the queue is not declared yet
+            self.close()
+            return None
+
+    def close(self) -> None:
+        conn, self._conn, self._channel = self._conn, None, None
+        if conn is not None:
+            try:
+                conn.release()
+            except Exception:              # noqa: BLE001 - closing a broken connection
+                pass
+
+
 def spool_counts(spool) -> dict[str, int]:
     counts = {state.value: 0 for state in State if state != State.DONE}
     for entry in spool.entries():

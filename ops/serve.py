@@ -130,6 +130,7 @@ class Server:
         for task in tasks:
             task.cancel()
         await loop.run_in_executor(None, lambda: [c.stop() for c in self.children])
+        ctx.flow.stop()
         ctx.executor.shutdown(wait=True)
         if self.metrics_http is not None:
             self.metrics_http.shutdown()

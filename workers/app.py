@@ -110,8 +110,11 @@ def publish(app: Celery, stage: str, queue_id: str, redelivered: bool = False) -
 
 
 def ingress_publishers(app: Celery) -> dict:
-    """``publish`` and ``publish_many`` for ``ingress.server.IngressContext`` (group commit)."""
-    return {"publish": functools.partial(publish, app), "publish_many": functools.partial(publish_many, app)}
+    """``publish``, ``publish_many`` (group commit) and the smtp_in ``backlog`` probe (flow
+    control) for ``ingress.server.IngressContext``."""
+    from ops.queues import BacklogProbe
+    return {"publish": functools.partial(publish, app), "publish_many": functools.partial(publish_many, app),
+            "backlog": BacklogProbe(app.mailpipe_config)}
 
 
 def publish_many(app: Celery, stage: str, queue_ids: list[str], redelivered: bool = False) -> None:

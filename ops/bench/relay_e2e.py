@@ -46,6 +46,8 @@ def _args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--ingress-processes", type=int, default=2, help="[ingress] processes")
     parser.add_argument("--fs-settle", type=float, default=120.0,
                         help="wait up to this long (s) for file creation to be cheap again before the run")
+    parser.add_argument("--in-flow-delay", type=float, default=None,
+                        help="[ingress] in_flow_delay (default: the server's); 0 = no flow control")
     parser.add_argument("--no-filters", action="store_true", help="[pipeline] filters = [] (no filter stages)")
     parser.add_argument("--warmup", type=int, default=200)
     parser.add_argument("--timeout", type=float, default=900.0)
@@ -71,6 +73,7 @@ def _config(args, work: Path, sink_port: int, broker_url: str) -> Path:
         f'broker_url = "{broker_url}"\nlog_level = "WARNING"\nhostname = "relay.bench"\n'
         f'[ingress]\nsmtp_port = {args.port}\nsubmission_port = {free_port()}\nsmtps_port = {free_port()}\n'
         f'trusted_networks = ["127.0.0.1/32"]\nprocesses = {args.ingress_processes}\n'
+        + (f"in_flow_delay = {args.in_flow_delay}\n" if args.in_flow_delay is not None else "") +
         '[imap]\nenabled = false\n[pop3]\nenabled = false\n[metrics]\nenabled = false\n'
         f'[worker]\nconcurrency = {args.worker_threads}\nprocesses = {args.worker_processes}\n'
         + ("[pipeline]\nfilters = []\n" if args.no_filters else "")

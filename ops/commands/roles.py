@@ -71,6 +71,7 @@ def ingress(ctx: Context, reuse_port: bool) -> None:
         await stop.wait()
         for server in servers:
             server.close()
+        ictx.flow.stop()
     _run_loop(main, config)
 
 
