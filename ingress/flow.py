@@ -67,7 +67,7 @@ class FlowGate:
         """Read the backlog once and open or close the gate (called by the polling thread)."""
         try:
             backlog = self.probe()
-        except Exception:                       # noqa: BLE001 - an unreadable backlog must not stop mail
+        except Exception:                       # an unreadable backlog must not stop mail
             log.debug("flow control: backlog probe failed", exc_info=True)
             backlog = None
         was = self.congested

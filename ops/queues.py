@@ -7,6 +7,7 @@ with the message and consumer counts without creating anything.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from dataclasses import asdict, dataclass
 
@@ -84,10 +85,8 @@ class BacklogProbe:
     def close(self) -> None:
         conn, self._conn, self._channel = self._conn, None, None
         if conn is not None:
-            try:
+            with contextlib.suppress(Exception):      # closing a broken connection
                 conn.release()
-            except Exception:              # noqa: BLE001 - closing a broken connection
-                pass
 
 
 def spool_counts(spool) -> dict[str, int]:
