@@ -34,8 +34,8 @@ from core.ids import new_queue_id
 from core.tls import TlsContexts, is_loopback
 from ingress import policy, replies
 from ingress.committer import Committer
-from ingress.flow import FlowGate
 from ingress.connection import Connection, ListenerSpec
+from ingress.flow import FlowGate
 from ingress.limits import ConnectionLimits, PassedClients
 from ingress.protocol import AuthRequest, Envelope, MailRequest, RcptRequest, Session, Settings
 from mailstore.directory import Directory, normalize

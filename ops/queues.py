@@ -56,30 +56,40 @@ def _kombu_depths(config: Config) -> list[QueueDepth]:
 class BacklogProbe:
     """Ready broker messages on one stage queue, read again on each call (``ingress.flow``).
 
-    Keeps one broker connection (RabbitMQ, Redis) open between calls and opens
-    a new one after a failure; the embedded broker's count is its directory's.
-    Returns None when the broker cannot be asked.
+    Keeps one broker connection (RabbitMQ, Redis) open between calls; a queue
+    not declared yet counts 0 (a new channel, same connection); after a
+    connection failure it answers None without trying again for
+    ``RETRY_AFTER`` seconds. The embedded broker's count is its directory's.
     """
+
+    RETRY_AFTER = 5.0
 
     def __init__(self, config: Config, stage: str = "smtp_in") -> None:
         self.config, self.queue = config, queue_name(config, stage)
         self._embedded = BrokerDir(config.data_dir / "broker") if config.embedded_broker else None
         self._conn = self._channel = None
+        self._retry_at = 0.0
 
     def __call__(self) -> int | None:
         if self._embedded is not None:
             try:
                 return self._embedded.size(self.queue)
-            except OSError:                # not created yet
-                return None
+            except FileNotFoundError:      # nothing published yet
+                return 0
+        if self._channel is None and time.monotonic() < self._retry_at:
+            return None
         try:
             if self._channel is None:
                 from kombu import Connection
                 self._conn = Connection(self.config.broker_url, connect_timeout=3)
                 self._channel = self._conn.channel()
             return self._channel.queue_declare(self.queue, passive=True)[1]
-        except Exception:                  # unreachable, or the queue is not declared yet
+        except Exception as exc:
+            if self._conn is not None and self._conn.connected and _not_found(exc):
+                self._channel = self._conn.channel()
+                return 0
             self.close()
+            self._retry_at = time.monotonic() + self.RETRY_AFTER
             return None
 
     def close(self) -> None:
@@ -87,6 +97,11 @@ class BacklogProbe:
         if conn is not None:
             with contextlib.suppress(Exception):      # closing a broken connection
                 conn.release()
+
+
+def _not_found(exc: Exception) -> bool:
+    """The broker's answer to a passive declare of a queue that does not exist (AMQP 404)."""
+    return getattr(exc, "code", None) == 404 or getattr(exc, "reply_code", None) == 404
 
 
 def spool_counts(spool) -> dict[str, int]:

@@ -67,3 +67,14 @@ def test_serve_pauses_new_messages_while_its_worker_is_stopped(tmp_path, broker_
         assert len(srv.delivered("alice@example.test")) == 5
     finally:
         srv.stop()
+
+
+def test_a_queue_not_declared_yet_counts_zero_on_the_same_connection(tmp_path, broker_url):
+    config = Config(data_dir=tmp_path / "data", broker_url=broker_url, queue_prefix="mptest-undeclared.")
+    probe = BacklogProbe(config)
+    try:
+        assert probe() == 0
+        conn = probe._conn
+        assert probe() == 0 and probe._conn is conn      # no reconnect per poll
+    finally:
+        probe.close()
