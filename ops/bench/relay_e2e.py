@@ -44,6 +44,8 @@ def _args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--worker-threads", type=int, default=8)
     parser.add_argument("--worker-processes", type=int, default=1)
     parser.add_argument("--ingress-processes", type=int, default=2, help="[ingress] processes")
+    parser.add_argument("--publish-threads", type=int, default=None, help="[ingress] publish_threads")
+    parser.add_argument("--worker-nice", type=int, default=None, help="[worker] nice (default: serve's)")
     parser.add_argument("--fs-settle", type=float, default=120.0,
                         help="wait up to this long (s) for file creation to be cheap again before the run")
     parser.add_argument("--in-flow-delay", type=float, default=None,
@@ -73,9 +75,11 @@ def _config(args, work: Path, sink_port: int, broker_url: str) -> Path:
         f'broker_url = "{broker_url}"\nlog_level = "WARNING"\nhostname = "relay.bench"\n'
         f'[ingress]\nsmtp_port = {args.port}\nsubmission_port = {free_port()}\nsmtps_port = {free_port()}\n'
         f'trusted_networks = ["127.0.0.1/32"]\nprocesses = {args.ingress_processes}\n'
-        + (f"in_flow_delay = {args.in_flow_delay}\n" if args.in_flow_delay is not None else "") +
+        + (f"in_flow_delay = {args.in_flow_delay}\n" if args.in_flow_delay is not None else "")
+        + (f"publish_threads = {args.publish_threads}\n" if args.publish_threads is not None else "") +
         '[imap]\nenabled = false\n[pop3]\nenabled = false\n[metrics]\nenabled = false\n'
         f'[worker]\nconcurrency = {args.worker_threads}\nprocesses = {args.worker_processes}\n'
+        + (f"nice = {args.worker_nice}\n" if args.worker_nice is not None else "")
         + ("[pipeline]\nfilters = []\n" if args.no_filters else "")
         + f"[relay]\nstatic_routes = {{ {routes} }}\nconnection_cache_time = 5.0\n")
     return path

@@ -189,6 +189,7 @@ def start_server(args) -> tuple[subprocess.Popen, Path, str | None, dict]:
     config.write_text(f'{broker}\nlog_level = "WARNING"\n[ingress]\nsmtp_port = {args.port}\n'
                       f'submission_port = {free_port()}\nsmtps_port = {free_port()}\n'
                       f'processes = {args.ingress_processes}\n'
+                      + (f'publish_threads = {args.publish_threads}\n' if args.publish_threads else '') +
                       f'[imap]\nenabled = false\n[pop3]\nenabled = false\n[metrics]\nenabled = false\n'
                       f'[worker]\nconcurrency = {args.worker_threads}\nprocesses = {args.worker_processes}\nnice = {args.worker_nice}\n'
                       + filter_toml(args, data_dir))
@@ -245,6 +246,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--ingress-processes", type=int, default=2, help="[ingress] processes of the started server")
     parser.add_argument("--fs-settle", type=float, default=120.0,
                         help="wait up to this long (s) for file creation to be cheap again before the run")
+    parser.add_argument("--publish-threads", type=int, default=None, help="[ingress] publish_threads")
     parser.add_argument("--worker-nice", type=int, default=10, help="[worker] nice of the started server")
     parser.add_argument("--filters", default="", help="real filters to run: antivirus,spam,rules "
                         "(clamd/spamd started with ops.avspam; their CPU is counted)")
