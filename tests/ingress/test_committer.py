@@ -108,6 +108,31 @@ def test_messages_arriving_while_every_thread_is_busy_go_together_next(spool_dir
     assert rec.batches == [[first[0].id], [e.id for e, _ in later]]
 
 
+def test_a_second_thread_takes_a_batch_only_once_half_a_batch_waits(spool_dir):
+    """With a batch in flight, a few arrivals wait for it (one larger batch later); once
+    ``max_batch // 2`` wait, another thread takes them at once (a slow fsync must not cap the rate)."""
+    rec = Recorder(hold_first=True)
+    committer = make(spool_dir, rec, threads=2, max_batch=8)
+    first, few, more = message(), [message() for _ in range(3)], [message() for _ in range(4)]
+
+    async def scenario():
+        head = asyncio.ensure_future(committer.commit(*first))
+        assert await asyncio.to_thread(rec.entered.wait, 10)
+        waiting = asyncio.ensure_future(commit_all(committer, few))
+        for _ in range(5):
+            await asyncio.sleep(0)
+        assert len(committer._waiting) == 3 and len(rec.batches) == 1   # 3 < 8 // 2: they wait
+        rest = asyncio.ensure_future(commit_all(committer, more))
+        deadline = time.monotonic() + 10
+        while len(rec.batches) < 2 and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)
+        assert rec.batches[1] == [e.id for e, _ in few + more]         # 7 >= 4: a second thread
+        rec.release.set()
+        return await head, await waiting, await rest
+    assert run(committer, scenario) == (None, [None] * 3, [None] * 4)
+    assert len(rec.batches) == 2
+
+
 def test_a_failed_publish_fails_its_whole_batch_and_leaves_nothing_spooled(spool_dir):
     rec = Recorder(fail=BrokerUnavailable("refused"))
     committer = make(spool_dir, rec)
