@@ -42,7 +42,8 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--filters", default="antivirus,rules")
     parser.add_argument("smtp_args", nargs="*", help="options for each smtp run (after --)")
     args = parser.parse_args(argv)
-    extra = args.smtp_args or ["--broker", "rabbitmq", "-n", "3000", "--worker-processes", "2"]
+    extra = args.smtp_args or ["--broker", "rabbitmq", "-n", "3000", "--worker-processes", "2",
+                               "--ingress-processes", "2"]      # as issue 3's figures were measured
     pairs = []
     for i in range(args.pairs):
         order = [args.filters, ""] if i % 2 else ["", args.filters]

@@ -43,7 +43,7 @@ def _args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--broker", choices=["rabbitmq", "embedded"], default="rabbitmq")
     parser.add_argument("--worker-threads", type=int, default=8)
     parser.add_argument("--worker-processes", type=int, default=1)
-    parser.add_argument("--ingress-processes", type=int, default=2, help="[ingress] processes")
+    parser.add_argument("--ingress-processes", type=int, default=1, help="[ingress] processes (serve's default: 1)")
     parser.add_argument("--publish-threads", type=int, default=None, help="[ingress] publish_threads")
     parser.add_argument("--worker-nice", type=int, default=None, help="[worker] nice (default: serve's)")
     parser.add_argument("--fs-settle", type=float, default=120.0,

@@ -243,7 +243,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--timeout", type=float, default=600)
     parser.add_argument("--worker-threads", type=int, default=4)
     parser.add_argument("--worker-processes", type=int, default=1)
-    parser.add_argument("--ingress-processes", type=int, default=2, help="[ingress] processes of the started server")
+    parser.add_argument("--ingress-processes", type=int, default=1, help="[ingress] processes of the started server (serve's default: 1)")
     parser.add_argument("--fs-settle", type=float, default=120.0,
                         help="wait up to this long (s) for file creation to be cheap again before the run")
     parser.add_argument("--publish-threads", type=int, default=None, help="[ingress] publish_threads")
