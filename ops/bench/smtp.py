@@ -189,7 +189,7 @@ def start_server(args) -> tuple[subprocess.Popen, Path, str | None, dict]:
     config.write_text(f'{broker}\nlog_level = "WARNING"\n[ingress]\nsmtp_port = {args.port}\n'
                       f'submission_port = {free_port()}\nsmtps_port = {free_port()}\n'
                       f'processes = {args.ingress_processes}\n'
-                      + (f'publish_threads = {args.publish_threads}\n' if args.publish_threads else '') +
+                      + (f'publish_threads = {args.publish_threads}\n' if args.publish_threads is not None else '') +
                       f'[imap]\nenabled = false\n[pop3]\nenabled = false\n[metrics]\nenabled = false\n'
                       f'[worker]\nconcurrency = {args.worker_threads}\nprocesses = {args.worker_processes}\nnice = {args.worker_nice}\n'
                       + filter_toml(args, data_dir))
