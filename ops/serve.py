@@ -70,7 +70,10 @@ class ChildProcess:
 
 
 def role_argv(config_path: str | None, data_dir: Path, *role: str) -> list[str]:
-    argv = [sys.executable, "-m", "ops"]
+    """A child role's command line. ``-P``: ``-m`` would otherwise put the working directory
+    first on the child's ``sys.path``, so an operator's ``dns.py`` or ``celery.py`` there
+    would be imported instead of the library (the child imports the installed mailpipe)."""
+    argv = [sys.executable, "-P", "-m", "ops"]
     if config_path:
         argv += ["--config", config_path]
     return argv + ["--data-dir", str(data_dir), *role]

@@ -128,12 +128,13 @@ class ServeProcess:
     def cli(self, *args: str, input: bytes | None = None, check: bool = True):
         return mailpipe(*args, config=self.config, data_dir=self.data_dir, input=input, check=check)
 
-    def start(self) -> "ServeProcess":
+    def start(self, command: list[str] | None = None, cwd: Path | None = None) -> "ServeProcess":
+        """Start ``command`` (default ``python -m ops``) with ``--config ... serve`` in ``cwd``."""
         env = {k: v for k, v in os.environ.items() if not k.startswith("MAILPIPE_")}
         self._log = open(self.log, "ab")
-        self.proc = subprocess.Popen([sys.executable, "-m", "ops", "--config", str(self.config),
+        self.proc = subprocess.Popen([*(command or [sys.executable, "-m", "ops"]), "--config", str(self.config),
                                       "--data-dir", str(self.data_dir), "serve"],
-                                     stdout=self._log, stderr=subprocess.STDOUT, env=env)
+                                     stdout=self._log, stderr=subprocess.STDOUT, env=env, cwd=cwd)
         wait_for(lambda: port_open(self.smtp_port) or self.proc.poll() is not None, 30, what="smtp port")
         assert self.proc.poll() is None, self.log.read_text()[-3000:]
         return self
