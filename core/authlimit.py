@@ -11,7 +11,7 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass
 
-from core.clock import Clock, SystemClock
+from mailpipe.core.clock import Clock, SystemClock
 
 
 @dataclass

@@ -2,7 +2,7 @@
 
 ``auto`` (the default) takes uvloop when it is installed (it is a dependency on
 every platform it supports): its C event loop cut the ingress's CPU per
-accepted message by about 15 % in ``python -m ops.bench smtp`` (README). ``asyncio``
+accepted message by about 15 % in ``python -m bench smtp`` (README). ``asyncio``
 is the standard library's loop, for a platform without uvloop or to rule it out
 when chasing a problem; ``uvloop`` insists on it.
 """
@@ -14,7 +14,7 @@ import importlib.util
 from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
-from core.errors import ConfigError
+from mailpipe.core.errors import ConfigError
 
 T = TypeVar("T")
 

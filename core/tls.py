@@ -13,7 +13,7 @@ import logging
 import ssl
 from pathlib import Path
 
-from core.errors import ConfigError
+from mailpipe.core.errors import ConfigError
 
 log = logging.getLogger("mailpipe.tls")
 

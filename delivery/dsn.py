@@ -14,7 +14,7 @@ from __future__ import annotations
 import secrets
 from email.utils import formatdate
 
-from delivery.result import RecipientResult
+from mailpipe.delivery.result import RecipientResult
 
 CRLF = b"\r\n"
 NEVER_BOUNCE_LOCALPARTS = frozenset({"mailer-daemon", "mailer_daemon", "double-bounce"})

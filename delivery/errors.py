@@ -15,7 +15,7 @@ Must not: hold SMTP reply text for a client; these are for logs and DSNs only.
 
 from __future__ import annotations
 
-from core.errors import PermanentError, TransientError
+from mailpipe.core.errors import PermanentError, TransientError
 
 
 class TemporaryDnsError(TransientError):

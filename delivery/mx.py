@@ -23,9 +23,9 @@ import dns.nameserver
 import dns.rdatatype
 import dns.resolver
 
-from core.clock import Clock, SystemClock
-from delivery.errors import PermanentDnsError, TemporaryDnsError
-from ops.config import DnsConfig, RelayConfig
+from mailpipe.core.clock import Clock, SystemClock
+from mailpipe.delivery.errors import PermanentDnsError, TemporaryDnsError
+from mailpipe.core.config import DnsConfig, RelayConfig
 
 MAX_CNAME_DEPTH = 8
 MAX_MX_HOSTS = 10   #: like Postfix's smtp_mx_address_limit spirit: never try an unbounded list

@@ -20,13 +20,13 @@ import logging
 import threading
 import time
 
-from core.clock import Clock, SystemClock
-from delivery.errors import PermanentDnsError, TemporaryDnsError
-from delivery.mx import MxResolver
-from delivery.result import RecipientResult
-from delivery.retry import DestinationState
-from delivery.smtp_client import ConnectionPool, deliver_report
-from ops.config import DnsConfig, RelayConfig
+from mailpipe.core.clock import Clock, SystemClock
+from mailpipe.delivery.errors import PermanentDnsError, TemporaryDnsError
+from mailpipe.delivery.mx import MxResolver
+from mailpipe.delivery.result import RecipientResult
+from mailpipe.delivery.retry import DestinationState
+from mailpipe.delivery.smtp_client import ConnectionPool, deliver_report
+from mailpipe.core.config import DnsConfig, RelayConfig
 
 log = logging.getLogger("mailpipe.relay")
 
@@ -66,7 +66,7 @@ class Relay:
 
     @classmethod
     def from_config(cls, cfg, **kwargs) -> "Relay":
-        """Build from the whole ``ops.config.Config``."""
+        """Build from the whole ``core.config.Config``."""
         return cls(cfg.relay, cfg.dns, cfg.hostname, **kwargs)
 
     def close(self) -> None:

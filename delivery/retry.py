@@ -21,8 +21,8 @@ import threading
 from collections import deque
 from dataclasses import dataclass, field
 
-from core.clock import Clock, SystemClock
-from ops.config import RelayConfig
+from mailpipe.core.clock import Clock, SystemClock
+from mailpipe.core.config import RelayConfig
 
 RATE_WINDOW = 60.0   #: seconds over which rate_per_destination counts messages
 

@@ -25,15 +25,15 @@ import threading
 import time
 from dataclasses import dataclass
 
-from core.clock import Clock, SystemClock
-from delivery.errors import SmtpConnectError
-from delivery.mx import Destination, Host
-from delivery.result import NO_RELAY, RecipientResult
-from delivery.smtp_proto import (
+from mailpipe.core.clock import Clock, SystemClock
+from mailpipe.delivery.errors import SmtpConnectError
+from mailpipe.delivery.mx import Destination, Host
+from mailpipe.delivery.result import NO_RELAY, RecipientResult
+from mailpipe.delivery.smtp_proto import (
     NO_CAPABILITIES, Capabilities, Reply, ReplyParser, SmtpProtocolError, classify, dot_stuff,
     mail_command, needs_smtputf8, rcpt_command,
 )
-from ops.config import RelayConfig
+from mailpipe.core.config import RelayConfig
 
 log = logging.getLogger("mailpipe.relay.smtp")
 

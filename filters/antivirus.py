@@ -13,10 +13,10 @@ from __future__ import annotations
 
 from typing import Literal, Protocol
 
-from core.errors import FilterUnavailable
-from filters.clamd_client import ClamdClient, ScanResult
-from filters.verdict import Action, FilterInput, Verdict
-from ops.config import AntivirusConfig
+from mailpipe.core.errors import FilterUnavailable
+from mailpipe.filters.clamd_client import ClamdClient, ScanResult
+from mailpipe.filters.verdict import Action, FilterInput, Verdict
+from mailpipe.core.config import AntivirusConfig
 
 SCANNED_HEADER = "X-Virus-Scanned"
 STATUS_HEADER = "X-Virus-Status"

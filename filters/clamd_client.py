@@ -8,7 +8,7 @@ error tree. The quirks it wraps (see the av-spam notes):
   the stream) -> the socket's ``send`` is ``sendall`` and the reader hands out
   64 KiB chunks;
 - ``connect()`` has no timeout and leaks the socket when it fails -> we open
-  the socket ourselves (``filters.endpoint.connect``);
+  the socket ourselves (``core.endpoint.connect``);
 - over ``StreamMaxLength`` it raises a bare ``BrokenPipeError``, and
   ``clamd.ConnectionError`` shadows the builtin -> every ``OSError`` and
   ``clamd.ClamdError`` becomes ``core.errors.FilterUnavailable``;
@@ -37,8 +37,8 @@ from dataclasses import dataclass
 
 import clamd
 
-from core.errors import FilterUnavailable
-from filters.endpoint import Endpoint, connect, parse_endpoint
+from mailpipe.core.errors import FilterUnavailable
+from mailpipe.core.endpoint import Endpoint, connect, parse_endpoint
 
 #: bytes per INSTREAM chunk (must stay below clamd's StreamMaxLength)
 CHUNK = 64 * 1024

@@ -20,10 +20,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
-from core.errors import FilterUnavailable
-from filters.spamc import SpamcClient, SpamResult
-from filters.verdict import Action, FilterInput, Verdict
-from ops.config import SpamConfig
+from mailpipe.core.errors import FilterUnavailable
+from mailpipe.filters.spamc import SpamcClient, SpamResult
+from mailpipe.filters.verdict import Action, FilterInput, Verdict
+from mailpipe.core.config import SpamConfig
 
 STATUS_HEADER = "X-Spam-Status"
 SCORE_HEADER = "X-Spam-Score"

@@ -24,8 +24,8 @@ import socket
 import time
 from dataclasses import dataclass
 
-from core.errors import FilterUnavailable
-from filters.endpoint import connect, parse_endpoint
+from mailpipe.core.errors import FilterUnavailable
+from mailpipe.core.endpoint import connect, parse_endpoint
 
 PROTOCOL = "SPAMC/1.5"
 #: replies larger than this are refused (SYMBOLS/CHECK replies are tiny)

@@ -11,8 +11,8 @@ Must not: do I/O. The state machine hands over exactly the announced bytes.
 
 from __future__ import annotations
 
-from ingress import replies
-from ingress.data import DataResult
+from mailpipe.ingress import replies
+from mailpipe.ingress.data import DataResult
 
 
 class ChunkCollector:

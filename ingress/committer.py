@@ -34,9 +34,9 @@ import logging
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
-from core.errors import BrokerUnavailable
-from spool.fs import FilesystemSpool
-from spool.model import Entry
+from mailpipe.core.errors import BrokerUnavailable
+from mailpipe.spool.fs import FilesystemSpool
+from mailpipe.spool.model import Entry
 
 log = logging.getLogger("mailpipe.ingress")
 

@@ -17,8 +17,8 @@ import ssl
 from collections import deque
 from dataclasses import dataclass
 
-from ingress import replies
-from ingress.protocol import (AuthRequest, Close, MailRequest, MessageRequest, Output, RcptRequest, Reply,
+from mailpipe.ingress import replies
+from mailpipe.ingress.protocol import (AuthRequest, Close, MailRequest, MessageRequest, Output, RcptRequest, Reply,
                               Session, Settings, SmtpCore, StartTls)
 
 log = logging.getLogger("mailpipe.ingress")

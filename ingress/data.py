@@ -19,7 +19,7 @@ from __future__ import annotations
 import codecs
 from dataclasses import dataclass
 
-from ingress import replies
+from mailpipe.ingress import replies
 
 
 _RANK = {reply: rank for rank, reply in enumerate(

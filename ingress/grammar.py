@@ -20,7 +20,7 @@ import enum
 import re
 from dataclasses import dataclass
 
-from ingress import replies
+from mailpipe.ingress import replies
 
 
 class Verb(enum.Enum):

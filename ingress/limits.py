@@ -8,8 +8,8 @@ Must not: reply to clients (the shell does, with ``replies.TOO_MANY_*``).
 
 from __future__ import annotations
 
-from core.clock import Clock
-from ingress import replies
+from mailpipe.core.clock import Clock
+from mailpipe.ingress import replies
 
 
 class ConnectionLimits:

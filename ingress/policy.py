@@ -21,8 +21,8 @@ import ipaddress
 import time
 from email.utils import formatdate
 
-from ingress import replies
-from mailstore.directory import Snapshot
+from mailpipe.ingress import replies
+from mailpipe.mailstore.directory import Snapshot
 
 
 def parse_networks(cidrs: list[str]) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:

@@ -25,13 +25,13 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
-from ingress import replies
-from ingress.chunks import ChunkCollector
-from ingress.data import DataReader
-from ingress.events import (AuthRequest, Close, Envelope, MailRequest, MessageRequest, Output, RcptRequest,
+from mailpipe.ingress import replies
+from mailpipe.ingress.chunks import ChunkCollector
+from mailpipe.ingress.data import DataReader
+from mailpipe.ingress.events import (AuthRequest, Close, Envelope, MailRequest, MessageRequest, Output, RcptRequest,
                             Reply, Request, Session, Settings, StartTls)
-from ingress.grammar import OBSOLETE_VERBS, Command, Verb, parse_command
-from ingress.sasl import SaslExchange
+from mailpipe.ingress.grammar import OBSOLETE_VERBS, Command, Verb, parse_command
+from mailpipe.ingress.sasl import SaslExchange
 
 __all__ = ["ALLOWED", "AuthRequest", "Close", "Envelope", "MailRequest", "MessageRequest", "Output",
            "RcptRequest", "Reply", "Session", "Settings", "SmtpCore", "StartTls", "State"]

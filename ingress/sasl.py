@@ -15,8 +15,8 @@ from __future__ import annotations
 import binascii
 from base64 import b64decode
 
-from ingress import replies
-from ingress.events import AuthRequest
+from mailpipe.ingress import replies
+from mailpipe.ingress.events import AuthRequest
 
 MECHANISMS = ("PLAIN", "LOGIN")
 LOGIN_PROMPTS = ("334 VXNlcm5hbWU6", "334 UGFzc3dvcmQ6")     # "Username:", "Password:"

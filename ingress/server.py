@@ -27,24 +27,24 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-from core.authlimit import FailureLimiter
-from core.clock import Clock, SystemClock
-from core.errors import AccountError, BrokerUnavailable, ConfigError, SpoolFull
-from core.ids import new_queue_id
-from core.tls import TlsContexts, is_loopback
-from ingress import policy, replies
-from ingress.committer import Committer
-from ingress.connection import Connection, ListenerSpec
-from ingress.flow import FlowGate
-from ingress.limits import ConnectionLimits, PassedClients
-from ingress.protocol import AuthRequest, Envelope, MailRequest, RcptRequest, Session, Settings
-from mailstore.directory import Directory, normalize
-from ops import metrics
-from filters.rules import from_config as rules_from_config
-from filters.verdict import Action
-from ops.config import Config
-from spool.fs import FilesystemSpool
-from spool.model import Entry, Recipient
+from mailpipe.core.authlimit import FailureLimiter
+from mailpipe.core.clock import Clock, SystemClock
+from mailpipe.core.errors import AccountError, BrokerUnavailable, ConfigError, SpoolFull
+from mailpipe.core.ids import new_queue_id
+from mailpipe.core.tls import TlsContexts, is_loopback
+from mailpipe.ingress import policy, replies
+from mailpipe.ingress.committer import Committer
+from mailpipe.ingress.connection import Connection, ListenerSpec
+from mailpipe.ingress.flow import FlowGate
+from mailpipe.ingress.limits import ConnectionLimits, PassedClients
+from mailpipe.ingress.protocol import AuthRequest, Envelope, MailRequest, RcptRequest, Session, Settings
+from mailpipe.mailstore.directory import Directory, normalize
+from mailpipe.core import metrics
+from mailpipe.filters.rules import from_config as rules_from_config
+from mailpipe.filters.verdict import Action
+from mailpipe.core.config import Config
+from mailpipe.spool.fs import FilesystemSpool
+from mailpipe.spool.model import Entry, Recipient
 
 log = logging.getLogger("mailpipe.ingress")
 

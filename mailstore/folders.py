@@ -16,7 +16,7 @@ import os
 import shutil
 from pathlib import Path
 
-from mailstore.maildir import SPECIAL_FOLDERS, ensure_folder, ensure_maildir, folder_path
+from mailpipe.mailstore.maildir import SPECIAL_FOLDERS, ensure_folder, ensure_maildir, folder_path
 
 DELIMITER = "."
 SUBSCRIPTIONS = "subscriptions"

@@ -25,8 +25,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from core.files import write_all
-from mailstore import uidlist
+from mailpipe.core.files import write_all
+from mailpipe.mailstore import uidlist
 
 LETTERS = {"\\Draft": "D", "\\Flagged": "F", "$Forwarded": "P", "\\Answered": "R",
            "\\Seen": "S", "\\Deleted": "T"}

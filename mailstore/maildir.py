@@ -17,8 +17,8 @@ import os
 import re
 from pathlib import Path
 
-from core.files import fsync_dir, write_all
-from mailstore.directory import mailbox_name
+from mailpipe.core.files import fsync_dir, write_all
+from mailpipe.mailstore.directory import mailbox_name
 
 SPECIAL_FOLDERS = ("Sent", "Drafts", "Trash", "Junk")
 _FOLDER_RE = re.compile(r"^[^/\x00\\]+$")

@@ -26,7 +26,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from core.files import write_all
+from mailpipe.core.files import write_all
 
 FILE_NAME = "mailpipe-uidlist"
 LOCK_NAME = "mailpipe-uidlist.lock"

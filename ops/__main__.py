@@ -1,5 +1,5 @@
-"""``python -m ops`` is the ``mailpipe`` command (used by ``serve`` to start its workers)."""
+"""``python -m mailpipe.ops`` is the ``mailpipe`` command (used by ``serve`` to start its workers)."""
 
-from ops.cli import main
+from mailpipe.ops.cli import main
 
 main()

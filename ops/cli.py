@@ -12,8 +12,8 @@ import sys
 
 import click
 
-from core.errors import ConfigError, MailpipeError
-from ops.config import Config, load
+from mailpipe.core.errors import ConfigError, MailpipeError
+from mailpipe.core.config import Config, load
 
 
 class Context:
@@ -33,12 +33,12 @@ class Context:
         return self._config
 
     def directory(self):
-        from mailstore.directory import Directory
+        from mailpipe.mailstore.directory import Directory
         self.config.data_dir.mkdir(parents=True, exist_ok=True)
         return Directory(self.config.db_url)
 
     def spool(self):
-        from spool.fs import FilesystemSpool
+        from mailpipe.spool.fs import FilesystemSpool
         return FilesystemSpool(self.config.data_dir / "spool")
 
     @contextlib.contextmanager
@@ -66,7 +66,7 @@ def cli(click_ctx: click.Context, config_path: str | None, data_dir: str | None)
 
 
 def _register() -> None:
-    from ops.commands import accounts, config_cmd, filters, ops_tools, queue, roles, tls
+    from mailpipe.ops.commands import accounts, config_cmd, filters, ops_tools, queue, roles, tls
     for module in (accounts, config_cmd, queue, roles, filters, ops_tools, tls):
         module.register(cli)
 

@@ -24,7 +24,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from core.procs import pid_alive
+from mailpipe.core.procs import pid_alive
 
 CHECKS = ("broker", "spool", "database", "clamd", "spamd", "listeners", "workers")
 HEARTBEAT_EVERY = 3.0
@@ -91,10 +91,10 @@ def check_database(config) -> CheckResult:
 def _ping_daemon(name: str, url: str | None) -> CheckResult | None:
     if url is None:
         return None
-    from core.errors import ConfigError, MailpipeError
-    from filters.clamd_client import ClamdClient
-    from filters.endpoint import parse_endpoint
-    from filters.spamc import SpamcClient
+    from mailpipe.core.errors import ConfigError, MailpipeError
+    from mailpipe.filters.clamd_client import ClamdClient
+    from mailpipe.core.endpoint import parse_endpoint
+    from mailpipe.filters.spamc import SpamcClient
     try:
         endpoint = parse_endpoint(url)
     except ConfigError:
@@ -208,7 +208,7 @@ def live_workers(config, now: float | None = None) -> list[dict]:
 
 
 def check_workers(config) -> CheckResult:
-    from workers.app import QUEUE_STAGES
+    from mailpipe.workers.app import QUEUE_STAGES
     if config.embedded_broker:
         workers = live_workers(config)
         if not workers:
@@ -224,7 +224,7 @@ def check_workers(config) -> CheckResult:
 
 def _ping_workers(config) -> CheckResult:
     """``celery inspect ping``, then which stage queues the answering workers consume."""
-    from workers.app import QUEUE_STAGES, create_app, queue_name
+    from mailpipe.workers.app import QUEUE_STAGES, create_app, queue_name
     app = create_app(config)
     try:
         replies = app.control.ping(timeout=1.0)

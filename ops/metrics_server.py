@@ -7,7 +7,7 @@ and a small threaded HTTP server on ``[metrics] listen``:``[metrics] port``.
 ``/healthz`` answers 200 ``ok`` or 503 with one line per failed check (the
 same checks as ``mailpipe health``), never exception text.
 
-Must not: record metrics (``ops.metrics``) or implement checks (``ops.health``).
+Must not: record metrics (``core.metrics``) or implement checks (``ops.health``).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.multiprocess import MultiProcessCollector
 
-from ops import metrics
+from mailpipe.core import metrics
 
 log = logging.getLogger("mailpipe.metrics")
 
@@ -49,7 +49,7 @@ class Exposition:
         return b"".join(generate_latest(r) for r in self.registries)
 
     def health(self) -> tuple[int, bytes]:
-        from ops.health import run_checks
+        from mailpipe.ops.health import run_checks
         failed = [r for r in run_checks(self.config, skip=self.health_skip) if not r.ok]
         if not failed:
             return 200, b"ok\n"

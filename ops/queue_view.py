@@ -15,7 +15,7 @@ from rich.console import Group
 from rich.live import Live
 from rich.table import Table
 
-from ops.watch import Rates, rates, status_snapshot
+from mailpipe.ops.watch import Rates, rates, status_snapshot
 
 
 def _n(value) -> str:

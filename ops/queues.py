@@ -11,10 +11,10 @@ import contextlib
 import time
 from dataclasses import asdict, dataclass
 
-from ops.config import Config
-from spool.model import State
-from workers.app import QUEUE_STAGES, queue_name
-from workers.embedded_broker import BrokerDir
+from mailpipe.core.config import Config
+from mailpipe.spool.model import State
+from mailpipe.workers.app import QUEUE_STAGES, queue_name
+from mailpipe.workers.embedded_broker import BrokerDir
 
 
 @dataclass

@@ -22,19 +22,20 @@ import subprocess
 import sys
 from pathlib import Path
 
-from access.imap.server import ImapService
-from access.pop3.server import Pop3Service
-from core import eventloop
-from core.clock import SystemClock
-from core.tls import TlsContexts
-from ingress.server import IngressContext, start_ingress
-from mailstore.directory import Directory
-from ops import metrics, metrics_server
-from ops.config import Config
-from spool.fs import FilesystemSpool
-from workers.app import QUEUE_STAGES, create_app, ingress_publishers, publish, queue_name
-from workers.embedded_broker import BrokerDir
-from workers.scheduler import Scheduler
+from mailpipe.access.imap.server import ImapService
+from mailpipe.access.pop3.server import Pop3Service
+from mailpipe.core import eventloop
+from mailpipe.core.clock import SystemClock
+from mailpipe.core.tls import TlsContexts
+from mailpipe.ingress.server import IngressContext, start_ingress
+from mailpipe.mailstore.directory import Directory
+from mailpipe.core import metrics
+from mailpipe.ops import metrics_server
+from mailpipe.core.config import Config
+from mailpipe.spool.fs import FilesystemSpool
+from mailpipe.workers.app import QUEUE_STAGES, create_app, ingress_publishers, publish, queue_name
+from mailpipe.workers.embedded_broker import BrokerDir
+from mailpipe.workers.scheduler import Scheduler
 
 log = logging.getLogger("mailpipe.serve")
 
@@ -73,7 +74,7 @@ def role_argv(config_path: str | None, data_dir: Path, *role: str) -> list[str]:
     """A child role's command line. ``-P``: ``-m`` would otherwise put the working directory
     first on the child's ``sys.path``, so an operator's ``dns.py`` or ``celery.py`` there
     would be imported instead of the library (the child imports the installed mailpipe)."""
-    argv = [sys.executable, "-P", "-m", "ops"]
+    argv = [sys.executable, "-P", "-m", "mailpipe.ops"]
     if config_path:
         argv += ["--config", config_path]
     return argv + ["--data-dir", str(data_dir), *role]

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 
-from spool.model import Entry, State
+from mailpipe.spool.model import Entry, State
 
 WIDTH_STAGE = 10
 WIDTH_EVENT = 16

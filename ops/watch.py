@@ -19,7 +19,7 @@ import urllib.request
 from collections import Counter
 from dataclasses import dataclass, field
 
-from spool.model import State
+from mailpipe.spool.model import State
 
 TOP_DESTINATIONS = 5
 
@@ -115,7 +115,7 @@ def _held(queue: dict) -> int | None:
 
 def status_snapshot(config, spool, now: float, with_rates_source: bool = False) -> dict:
     """One snapshot for ``queue status``: stage queues with oldest age, spool counts, destinations."""
-    from ops.queues import stage_depths
+    from mailpipe.ops.queues import stage_depths
     summary = spool_summary(spool, now)
     queues = []
     for q in stage_depths(config):

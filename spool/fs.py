@@ -36,10 +36,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from core.errors import SpoolFull
-from core.files import fsync_dir, write_all
-from core.ids import is_queue_id
-from spool.model import Entry, State
+from mailpipe.core.errors import SpoolFull
+from mailpipe.core.files import fsync_dir, write_all
+from mailpipe.core.ids import is_queue_id
+from mailpipe.spool.model import Entry, State
 
 
 @dataclass

@@ -93,7 +93,7 @@ def drop_vhost(vhost: str) -> None:
 
 def mailpipe(*args: str, config: Path | None = None, data_dir: Path | None = None,
              input: bytes | None = None, check: bool = True) -> subprocess.CompletedProcess:
-    argv = [sys.executable, "-m", "ops"]
+    argv = [sys.executable, "-m", "mailpipe.ops"]
     if config:
         argv += ["--config", str(config)]
     if data_dir:
@@ -129,10 +129,10 @@ class ServeProcess:
         return mailpipe(*args, config=self.config, data_dir=self.data_dir, input=input, check=check)
 
     def start(self, command: list[str] | None = None, cwd: Path | None = None) -> "ServeProcess":
-        """Start ``command`` (default ``python -m ops``) with ``--config ... serve`` in ``cwd``."""
+        """Start ``command`` (default ``python -m mailpipe.ops``) with ``--config ... serve`` in ``cwd``."""
         env = {k: v for k, v in os.environ.items() if not k.startswith("MAILPIPE_")}
         self._log = open(self.log, "ab")
-        self.proc = subprocess.Popen([*(command or [sys.executable, "-m", "ops"]), "--config", str(self.config),
+        self.proc = subprocess.Popen([*(command or [sys.executable, "-m", "mailpipe.ops"]), "--config", str(self.config),
                                       "--data-dir", str(self.data_dir), "serve"],
                                      stdout=self._log, stderr=subprocess.STDOUT, env=env, cwd=cwd)
         wait_for(lambda: port_open(self.smtp_port) or self.proc.poll() is not None, 30, what="smtp port")
@@ -168,7 +168,7 @@ def fast_directory(data_dir: Path):
     """The server's directory opened in-process with a cheap argon2 cost (tests only)."""
     from argon2 import PasswordHasher
 
-    from mailstore.directory import Directory
+    from mailpipe.mailstore.directory import Directory
     data_dir.mkdir(parents=True, exist_ok=True)
     return Directory(f"sqlite:///{data_dir.resolve() / 'mailpipe.db'}",
                      hasher=PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1))

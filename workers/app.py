@@ -17,10 +17,10 @@ import functools
 from celery import Celery
 from kombu import Exchange, Queue
 
-from ops import metrics
-from ops.config import STAGES, Config
-from workers import embedded_broker
-from workers.publisher import AmqpPublisher, EmbeddedPublisher, celery_publish
+from mailpipe.core import metrics
+from mailpipe.core.config import STAGES, Config
+from mailpipe.workers import embedded_broker
+from mailpipe.workers.publisher import AmqpPublisher, EmbeddedPublisher, celery_publish
 
 #: every broker queue, in pipeline order
 QUEUE_STAGES = ("smtp_in",) + STAGES
@@ -85,7 +85,7 @@ def _settings(config: Config) -> dict:
 
 def _register_task(app: Celery, stage: str) -> None:
     def run_stage(self, queue_id: str | list[str], redelivered: bool = False) -> None:
-        from workers.runtime import runtime_for
+        from mailpipe.workers.runtime import runtime_for
         redelivered = redelivered or bool((self.request.delivery_info or {}).get("redelivered"))
         pipeline = runtime_for(self.app).pipeline
         if isinstance(queue_id, str):
@@ -112,7 +112,7 @@ def publish(app: Celery, stage: str, queue_id: str, redelivered: bool = False) -
 def ingress_publishers(app: Celery) -> dict:
     """``publish``, ``publish_many`` (group commit) and the smtp_in ``backlog`` probe (flow
     control) for ``ingress.server.IngressContext``."""
-    from ops.queues import BacklogProbe
+    from mailpipe.ops.queues import BacklogProbe
     return {"publish": functools.partial(publish, app), "publish_many": functools.partial(publish_many, app),
             "backlog": BacklogProbe(app.mailpipe_config)}
 

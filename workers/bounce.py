@@ -23,11 +23,11 @@ from __future__ import annotations
 
 import logging
 
-from core.errors import TransientError
-from core.ids import new_queue_id
-from delivery.dsn import build_dsn, should_bounce
-from delivery.result import RecipientResult
-from spool.model import Entry, Recipient
+from mailpipe.core.errors import TransientError
+from mailpipe.core.ids import new_queue_id
+from mailpipe.delivery.dsn import build_dsn, should_bounce
+from mailpipe.delivery.result import RecipientResult
+from mailpipe.spool.model import Entry, Recipient
 
 log = logging.getLogger("mailpipe.bounce")
 

@@ -1,4 +1,4 @@
-"""Module for the stock Celery command line: ``celery -A workers.celery_app worker -Q smtp_in,...``.
+"""Module for the stock Celery command line: ``celery -A mailpipe.workers.celery_app worker -Q smtp_in,...``.
 
 The configuration comes from ``MAILPIPE_CONFIG`` (a TOML file) and ``MAILPIPE_*``
 environment variables, loaded once here because the celery command imports this
@@ -7,7 +7,7 @@ module by name; everything else receives its config explicitly.
 
 import os
 
-from ops.config import load
-from workers.app import create_app
+from mailpipe.core.config import load
+from mailpipe.workers.app import create_app
 
 app = create_app(load(os.environ.get("MAILPIPE_CONFIG") or None))

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import logging
 
-from ops import metrics
-from spool.model import Entry, State
+from mailpipe.core import metrics
+from mailpipe.spool.model import Entry, State
 
 log = logging.getLogger("mailpipe.defer")
 

@@ -44,8 +44,8 @@ from queue import Empty
 
 from kombu.transport import TRANSPORT_ALIASES, virtual
 
-from core.files import write_all
-from core.procs import pid_alive
+from mailpipe.core.files import write_all
+from mailpipe.core.procs import pid_alive
 
 _SAFE = re.compile(r"[^A-Za-z0-9_.-]")
 RECOVER_EVERY = 2.0
@@ -310,4 +310,4 @@ class Transport(virtual.Transport):
 
 def register() -> None:
     """Make ``spool://`` resolve to this transport (called by the app factory, not at import)."""
-    TRANSPORT_ALIASES.setdefault("spool", "workers.embedded_broker:Transport")
+    TRANSPORT_ALIASES.setdefault("spool", "mailpipe.workers.embedded_broker:Transport")

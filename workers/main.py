@@ -12,8 +12,8 @@ import socket
 
 from celery.signals import worker_ready
 
-from ops.config import Config
-from workers.app import QUEUE_STAGES, create_app, queue_name
+from mailpipe.core.config import Config
+from mailpipe.workers.app import QUEUE_STAGES, create_app, queue_name
 
 log = logging.getLogger("mailpipe.worker")
 
@@ -40,7 +40,7 @@ def run_worker(config: Config, stages: list[str], *, concurrency: int | None = N
             "-n", f"{node}@%h", "--without-mingle", "--without-gossip", "-l", config.log_level]
     if config.embedded_broker:
         argv.append("--without-heartbeat")
-    from ops import health, metrics_server
+    from mailpipe.ops import health, metrics_server
     health.start_heartbeat(config, stages)         # liveness for `mailpipe health` (embedded broker)
     metrics_server.role_started(config, "worker")  # own /metrics unless `serve` collects
     worker_ready.connect(lambda **_: _reload_rules_on_sighup(app), weak=False)

@@ -22,11 +22,11 @@ from __future__ import annotations
 import logging
 import time
 
-from core.errors import TransientError
-from ops import metrics
-from spool.model import Entry, State
-from workers.deferral import defer
-from workers.stages import STAGE_FUNCTIONS
+from mailpipe.core.errors import TransientError
+from mailpipe.core import metrics
+from mailpipe.spool.model import Entry, State
+from mailpipe.workers.deferral import defer
+from mailpipe.workers.stages import STAGE_FUNCTIONS
 
 log = logging.getLogger("mailpipe.pipeline")
 

@@ -26,8 +26,8 @@ import uuid
 from celery import Celery
 from kombu import Producer
 
-from core.errors import BrokerUnavailable
-from workers.embedded_broker import BrokerDir
+from mailpipe.core.errors import BrokerUnavailable
+from mailpipe.workers.embedded_broker import BrokerDir
 
 _EMBED = {"callbacks": None, "errbacks": None, "chain": None, "chord": None}
 
@@ -110,7 +110,7 @@ class AmqpPublisher:
 
 def celery_publish(app: Celery, stage: str, queue_id: str | list[str], redelivered: bool = False) -> None:
     """Celery's send_task; returns only once the broker confirmed the message."""
-    from workers.app import queue_name, task_name
+    from mailpipe.workers.app import queue_name, task_name
     config = app.mailpipe_config
     try:
         app.send_task(task_name(stage), args=[queue_id], kwargs={"redelivered": True} if redelivered else None,

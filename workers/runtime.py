@@ -14,10 +14,10 @@ from pathlib import Path
 
 from celery import Celery
 
-from core.clock import Clock, SystemClock
-from mailstore.directory import Directory
-from ops.config import Config
-from spool.fs import FilesystemSpool
+from mailpipe.core.clock import Clock, SystemClock
+from mailpipe.mailstore.directory import Directory
+from mailpipe.core.config import Config
+from mailpipe.spool.fs import FilesystemSpool
 
 log = logging.getLogger("mailpipe.worker")
 _lock = threading.Lock()
@@ -26,8 +26,8 @@ _lock = threading.Lock()
 class Runtime:
     def __init__(self, config: Config, *, publish, served: frozenset[str], clock: Clock | None = None,
                  directory: Directory | None = None, relay=None) -> None:
-        from workers.pipeline import Pipeline
-        from workers.stages import filter_stage
+        from mailpipe.workers.pipeline import Pipeline
+        from mailpipe.workers.stages import filter_stage
 
         self.config = config
         self.clock = clock or SystemClock()
@@ -46,7 +46,7 @@ class Runtime:
         if self._relay is None:
             with self._relay_lock:
                 if self._relay is None:
-                    from delivery.relay import Relay
+                    from mailpipe.delivery.relay import Relay
                     self._relay = Relay.from_config(self.config, clock=self.clock)
         return self._relay
 
@@ -66,7 +66,7 @@ def runtime_for(app: Celery) -> Runtime:
     if app.mailpipe_runtime is None:
         with _lock:
             if app.mailpipe_runtime is None:
-                from workers.app import publish
+                from mailpipe.workers.app import publish
                 app.mailpipe_runtime = Runtime(
                     app.mailpipe_config, publish=functools.partial(publish, app),
                     served=served_stages(app))

@@ -18,9 +18,9 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-from core.clock import Clock
-from core.errors import TransientError
-from spool.model import State
+from mailpipe.core.clock import Clock
+from mailpipe.core.errors import TransientError
+from mailpipe.spool.model import State
 
 log = logging.getLogger("mailpipe.scheduler")
 

@@ -15,8 +15,8 @@ import re
 import time
 from dataclasses import dataclass
 
-from access.imap import mime
-from access.imap.grammar import Atom, Syntax, quote
+from mailpipe.access.imap import mime
+from mailpipe.access.imap.grammar import Atom, Syntax, quote
 
 MACROS = {"ALL": ("FLAGS", "INTERNALDATE", "RFC822.SIZE", "ENVELOPE"),
           "FAST": ("FLAGS", "INTERNALDATE", "RFC822.SIZE"),

@@ -14,13 +14,13 @@ import re
 import time
 from email.utils import parsedate_tz
 
-from access.imap import grammar, replies
-from access.imap.grammar import Atom, Syntax, quote
-from access.imap.selected import View
-from access.imap.session import Refused
-from access.imap.states import State
-from mailstore import folders, mailbox, uidlist
-from mailstore.folders import DELIMITER, FolderError
+from mailpipe.access.imap import grammar, replies
+from mailpipe.access.imap.grammar import Atom, Syntax, quote
+from mailpipe.access.imap.selected import View
+from mailpipe.access.imap.session import Refused
+from mailpipe.access.imap.states import State
+from mailpipe.mailstore import folders, mailbox, uidlist
+from mailpipe.mailstore.folders import DELIMITER, FolderError
 
 MAX_NAME = 255
 _FORBIDDEN = re.compile(r"[\x00-\x1f\x7f/\\*%]")   # controls, path separators, LIST wildcards

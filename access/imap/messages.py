@@ -13,11 +13,11 @@ import threading
 from collections import OrderedDict
 from typing import Iterator
 
-from access.imap import fetch, grammar, mime, replies, search
-from access.imap.grammar import Atom, Syntax
-from access.imap.mailboxes import _path, mailbox_name
-from access.imap.session import Outcome, Refused
-from mailstore import mailbox
+from mailpipe.access.imap import fetch, grammar, mime, replies, search
+from mailpipe.access.imap.grammar import Atom, Syntax
+from mailpipe.access.imap.mailboxes import _path, mailbox_name
+from mailpipe.access.imap.session import Outcome, Refused
+from mailpipe.mailstore import mailbox
 
 _parsed: OrderedDict = OrderedDict()
 _parsed_lock = threading.Lock()

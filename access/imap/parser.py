@@ -24,7 +24,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from access.imap.grammar import Atom, Literal, Syntax, tokenize
+from mailpipe.access.imap.grammar import Atom, Literal, Syntax, tokenize
 
 
 @dataclass(frozen=True)

@@ -17,8 +17,8 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Callable
 
-from access.imap import grammar, mime
-from access.imap.grammar import Atom, Syntax
+from mailpipe.access.imap import grammar, mime
+from mailpipe.access.imap.grammar import Atom, Syntax
 
 TEXT_CACHE_CHARS = 64 << 20   #: normalised body text kept for repeated searches (characters)
 _texts: OrderedDict = OrderedDict()

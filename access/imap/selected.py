@@ -17,8 +17,8 @@ from __future__ import annotations
 from bisect import bisect_left
 from pathlib import Path
 
-from mailstore import mailbox
-from mailstore.mailbox import FolderState, Message
+from mailpipe.mailstore import mailbox
+from mailpipe.mailstore.mailbox import FolderState, Message
 
 
 class View:

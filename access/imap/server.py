@@ -18,12 +18,12 @@ import contextlib
 import functools
 import logging
 
-from access.imap import replies
-from access.imap.limits import Registry
-from access.imap.parser import CONTINUE, NEED_DATA, CommandParser, Line
-from access.imap.session import Action, Env, Session
-from core.authlimit import FailureLimiter
-from core.clock import Clock
+from mailpipe.access.imap import replies
+from mailpipe.access.imap.limits import Registry
+from mailpipe.access.imap.parser import CONTINUE, NEED_DATA, CommandParser, Line
+from mailpipe.access.imap.session import Action, Env, Session
+from mailpipe.core.authlimit import FailureLimiter
+from mailpipe.core.clock import Clock
 
 log = logging.getLogger("mailpipe.imap")
 READ_SIZE = 65536

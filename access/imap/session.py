@@ -26,12 +26,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
 
-from access.imap import grammar, replies, states
-from access.imap.grammar import Syntax
-from access.imap.parser import Command, Line, Malformed
-from access.imap.selected import View
-from access.imap.states import State
-from core.tls import is_loopback
+from mailpipe.access.imap import grammar, replies, states
+from mailpipe.access.imap.grammar import Syntax
+from mailpipe.access.imap.parser import Command, Line, Malformed
+from mailpipe.access.imap.selected import View
+from mailpipe.access.imap.states import State
+from mailpipe.core.tls import is_loopback
 
 log = logging.getLogger("mailpipe.imap")
 
@@ -205,7 +205,7 @@ def _is_ok(data: bytes, tag: str) -> bool:
 
 
 def _maildir(config, user: str) -> Path:
-    from mailstore.maildir import ensure_maildir, maildir_path
+    from mailpipe.mailstore.maildir import ensure_maildir, maildir_path
     root = maildir_path(config.data_dir, user)
     ensure_maildir(root)
     return root
@@ -306,7 +306,7 @@ def _auth_step(s: Session, data: bytes) -> Outcome:
     return s.authenticate(pending.tag, user.decode("utf-8", "replace"), password.decode("utf-8", "replace"))
 
 
-from access.imap import mailboxes, messages  # noqa: E402  (they import Refused/Outcome from here)
+from mailpipe.access.imap import mailboxes, messages  # noqa: E402  (they import Refused/Outcome from here)
 
 HANDLERS: dict = {
     "CAPABILITY": cmd_capability, "NOOP": cmd_noop, "LOGOUT": cmd_logout, "STARTTLS": cmd_starttls,

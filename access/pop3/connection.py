@@ -19,18 +19,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Awaitable, Callable
 
-from access.pop3 import replies as R
-from access.pop3 import wire
-from access.pop3.idle import IdleWatchdog
-from access.pop3.effects import CheckLogin, Close, Commit, Effect, Send, SendMessage, StartTls
-from access.pop3.login import LoginResult, check_login
-from access.pop3.maildrop import Maildrop
-from access.pop3.parser import LineBuffer, LineTooLong
-from access.pop3.session import Pop3Session, SessionPolicy
-from access.pop3.states import State
-from core.authlimit import FailureLimiter
-from core.tls import is_loopback
-from mailstore.directory import Directory
+from mailpipe.access.pop3 import replies as R
+from mailpipe.access.pop3 import wire
+from mailpipe.access.pop3.idle import IdleWatchdog
+from mailpipe.access.pop3.effects import CheckLogin, Close, Commit, Effect, Send, SendMessage, StartTls
+from mailpipe.access.pop3.login import LoginResult, check_login
+from mailpipe.access.pop3.maildrop import Maildrop
+from mailpipe.access.pop3.parser import LineBuffer, LineTooLong
+from mailpipe.access.pop3.session import Pop3Session, SessionPolicy
+from mailpipe.access.pop3.states import State
+from mailpipe.core.authlimit import FailureLimiter
+from mailpipe.core.tls import is_loopback
+from mailpipe.mailstore.directory import Directory
 
 log = logging.getLogger("mailpipe.pop3")
 

@@ -15,11 +15,11 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-from access.pop3.effects import LoginOutcome
-from access.pop3.maildrop import Maildrop, MaildropInUse, MaildropUnavailable
-from core.authlimit import FailureLimiter
-from mailstore.directory import Directory
-from mailstore.maildir import ensure_maildir, maildir_path
+from mailpipe.access.pop3.effects import LoginOutcome
+from mailpipe.access.pop3.maildrop import Maildrop, MaildropInUse, MaildropUnavailable
+from mailpipe.core.authlimit import FailureLimiter
+from mailpipe.mailstore.directory import Directory
+from mailpipe.mailstore.maildir import ensure_maildir, maildir_path
 
 log = logging.getLogger("mailpipe.pop3")
 

@@ -25,10 +25,10 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from access.pop3 import wire
-from access.pop3.effects import Listing
-from access.pop3.sizecache import SizeCache
-from core.errors import TransientError
+from mailpipe.access.pop3 import wire
+from mailpipe.access.pop3.effects import Listing
+from mailpipe.access.pop3.sizecache import SizeCache
+from mailpipe.core.errors import TransientError
 
 log = logging.getLogger("mailpipe.pop3")
 

@@ -14,13 +14,13 @@ import asyncio
 import logging
 from typing import Awaitable, Callable
 
-from access.pop3 import replies as R
-from access.pop3.connection import Connection, Shared
-from core.authlimit import FailureLimiter
-from core.clock import Clock
-from core.tls import TlsContexts
-from mailstore.directory import Directory
-from ops.config import Config
+from mailpipe.access.pop3 import replies as R
+from mailpipe.access.pop3.connection import Connection, Shared
+from mailpipe.core.authlimit import FailureLimiter
+from mailpipe.core.clock import Clock
+from mailpipe.core.tls import TlsContexts
+from mailpipe.mailstore.directory import Directory
+from mailpipe.core.config import Config
 
 log = logging.getLogger("mailpipe.pop3")
 

@@ -13,15 +13,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from access.pop3 import replies as R
-from access.pop3.effects import (
+from mailpipe.access.pop3 import replies as R
+from mailpipe.access.pop3.effects import (
     CheckLogin, Close, Commit, Effect, Listing, LoginOutcome, Send, SendMessage, StartTls,
 )
-from access.pop3.parser import (
+from mailpipe.access.pop3.parser import (
     Command, Pop3SyntaxError, UnknownCommand, Verb, decode_line, parse_command,
 )
-from access.pop3.sasl import MECHANISMS, SaslError, decode_response, plain_credentials
-from access.pop3.states import State, Trigger, allowed, next_state
+from mailpipe.access.pop3.sasl import MECHANISMS, SaslError, decode_response, plain_credentials
+from mailpipe.access.pop3.states import State, Trigger, allowed, next_state
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import enum
 
-from access.pop3.parser import Verb
+from mailpipe.access.pop3.parser import Verb
 
 
 class State(enum.Enum):

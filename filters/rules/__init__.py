@@ -15,12 +15,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from core.clock import Clock, SystemClock
-from filters.rules.engine import Facts, run, run_envelope
-from filters.rules.model import ENVELOPE_FIELDS, Field
-from filters.rules.reloader import RulesFile
-from filters.verdict import FilterInput, Verdict
-from ops.config import RulesConfig
+from mailpipe.core.clock import Clock, SystemClock
+from mailpipe.filters.rules.engine import Facts, run, run_envelope
+from mailpipe.filters.rules.model import ENVELOPE_FIELDS, Field
+from mailpipe.filters.rules.reloader import RulesFile
+from mailpipe.filters.verdict import FilterInput, Verdict
+from mailpipe.core.config import RulesConfig
 
 
 class RulesFilter:

@@ -14,9 +14,9 @@ import ipaddress
 import re
 from typing import Any, Callable
 
-from filters.rules import model
-from filters.rules.mime import fold
-from filters.rules.model import Field
+from mailpipe.filters.rules import model
+from mailpipe.filters.rules.mime import fold
+from mailpipe.filters.rules.model import Field
 
 MAX_DEPTH = 16
 MAX_PATTERN = 2000

@@ -19,10 +19,10 @@ import ipaddress
 from dataclasses import dataclass, field
 from functools import cached_property
 
-from filters.rules import model
-from filters.rules.mime import MessageFacts, extract
-from filters.rules.model import Field, Rule, RuleSet
-from filters.verdict import Action, Verdict
+from mailpipe.filters.rules import model
+from mailpipe.filters.rules.mime import MessageFacts, extract
+from mailpipe.filters.rules.model import Field, Rule, RuleSet
+from mailpipe.filters.verdict import Action, Verdict
 
 FILTER_NAME = "rules"
 #: actions that may be answered during the SMTP dialogue (reject -> 5xx, tempfail -> 4xx)

@@ -15,7 +15,7 @@ import re
 from dataclasses import dataclass
 from enum import StrEnum
 
-from filters.verdict import Action
+from mailpipe.filters.verdict import Action
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 

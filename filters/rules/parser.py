@@ -21,10 +21,10 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-from core.errors import ConfigError
-from filters.rules import conditions
-from filters.rules.model import RULE_ACTIONS, Rule, RuleSet
-from filters.verdict import Action
+from mailpipe.core.errors import ConfigError
+from mailpipe.filters.rules import conditions
+from mailpipe.filters.rules.model import RULE_ACTIONS, Rule, RuleSet
+from mailpipe.filters.verdict import Action
 
 _TOML_LINE = re.compile(r"at line (\d+)")
 _RULE_HEADER = re.compile(r"^\s*\[\[\s*rule\s*\]\]")

@@ -13,7 +13,7 @@ import logging
 import os
 from pathlib import Path
 
-from filters.rules.parser import RulesError, parse_file
+from mailpipe.filters.rules.parser import RulesError, parse_file
 
 log = logging.getLogger("mailpipe.filters.rules")
 

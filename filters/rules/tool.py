@@ -12,9 +12,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from filters.rules.engine import Facts, evaluate, run, run_envelope
-from filters.rules.model import ENVELOPE_FIELDS, Field, RuleSet
-from filters.rules.parser import RulesError, parse_file
+from mailpipe.filters.rules.engine import Facts, evaluate, run, run_envelope
+from mailpipe.filters.rules.model import ENVELOPE_FIELDS, Field, RuleSet
+from mailpipe.filters.rules.parser import RulesError, parse_file
 
 
 def check_file(path: Path | str) -> list[str]:

@@ -6,8 +6,8 @@ import sys
 
 import click
 
-from core.errors import AccountError
-from ops.cli import Context, pass_ctx
+from mailpipe.core.errors import AccountError
+from mailpipe.ops.cli import Context, pass_ctx
 
 
 def _fail(exc: AccountError) -> None:
@@ -69,7 +69,7 @@ def user_add(ctx: Context, address: str, password_stdin: bool) -> None:
         canonical = ctx.directory().add_user(address, _read_password(password_stdin))
     except AccountError as exc:
         _fail(exc)
-    from mailstore.maildir import ensure_maildir, maildir_path
+    from mailpipe.mailstore.maildir import ensure_maildir, maildir_path
     ensure_maildir(maildir_path(ctx.config.data_dir, canonical))
     click.echo(f"user {canonical} added")
 

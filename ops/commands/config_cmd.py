@@ -6,9 +6,9 @@ import json
 
 import click
 
-from core.errors import ConfigError
-from ops.cli import Context, pass_ctx
-from ops.config import load
+from mailpipe.core.errors import ConfigError
+from mailpipe.ops.cli import Context, pass_ctx
+from mailpipe.core.config import load
 
 
 @click.group("config")

@@ -10,9 +10,9 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from core.ids import is_queue_id
-from ops.cli import Context, pass_ctx
-from spool.model import State
+from mailpipe.core.ids import is_queue_id
+from mailpipe.ops.cli import Context, pass_ctx
+from mailpipe.spool.model import State
 
 
 @click.group()
@@ -24,7 +24,7 @@ def rules() -> None:
 @click.argument("file", type=click.Path(dir_okay=False, exists=True))
 def rules_check(file: str) -> None:
     """Validate a rules file; exit 1 and print FILE:LINE: problem for each error."""
-    from filters.rules.tool import check_file
+    from mailpipe.filters.rules.tool import check_file
     problems = check_file(file)
     for problem in problems:
         click.echo(problem, err=True)
@@ -42,7 +42,7 @@ def rules_check(file: str) -> None:
 @click.option("--to", "recipients", multiple=True)
 def rules_test(file: str, message: str, client_ip, helo, sender, recipients) -> None:
     """Show which rules match MESSAGE (an .eml file) and the resulting action; sends nothing."""
-    from filters.rules.tool import check_file, explain
+    from mailpipe.filters.rules.tool import check_file, explain
     problems = check_file(file)
     if problems:
         for problem in problems:
@@ -104,7 +104,7 @@ def quarantine_show(ctx: Context, queue_id: str) -> None:
 @pass_ctx
 def quarantine_release(ctx: Context, queue_id: str) -> None:
     """Deliver a quarantined message: it continues after the stage that quarantined it."""
-    from workers.app import create_app, publish
+    from mailpipe.workers.app import create_app, publish
     _quarantined(ctx, queue_id)
     with ctx.locked(queue_id) as spool:
         entry = spool.load(queue_id)

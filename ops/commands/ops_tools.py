@@ -8,8 +8,8 @@ import time
 
 import click
 
-from core.ids import is_queue_id
-from ops.cli import Context, pass_ctx
+from mailpipe.core.ids import is_queue_id
+from mailpipe.ops.cli import Context, pass_ctx
 
 
 @click.command()
@@ -18,7 +18,7 @@ from ops.cli import Context, pass_ctx
 @pass_ctx
 def trace(ctx: Context, queue_id: str, as_json: bool) -> None:
     """One message's journey: client, each stage with verdict and timing, deliveries, final state."""
-    from ops.trace import as_dict, render
+    from mailpipe.ops.trace import as_dict, render
     if not is_queue_id(queue_id):
         raise click.ClickException(f"not a queue ID: {queue_id}")
     try:
@@ -40,7 +40,7 @@ def trace(ctx: Context, queue_id: str, as_json: bool) -> None:
 @pass_ctx
 def health(ctx: Context, skip: tuple[str, ...], verbose: bool) -> None:
     """Check broker, spool, database, clamd, spamd, listeners and workers; exit 1 naming each failure."""
-    from ops.health import run_checks
+    from mailpipe.ops.health import run_checks
     results = run_checks(ctx.config, skip=skip)
     failed = [r for r in results if not r.ok]
     for result in results if verbose else failed:

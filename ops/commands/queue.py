@@ -9,9 +9,9 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from core.ids import is_queue_id
-from ops.cli import Context, pass_ctx
-from spool.model import Entry, State
+from mailpipe.core.ids import is_queue_id
+from mailpipe.ops.cli import Context, pass_ctx
+from mailpipe.spool.model import Entry, State
 
 
 @click.group()
@@ -27,8 +27,8 @@ def queue() -> None:
 @pass_ctx
 def status(ctx: Context, as_json: bool, watch: bool, interval: float, count: int | None) -> None:
     """Depth, consumers, rates and oldest age per stage queue; deferred, held, quarantined, dead."""
-    from ops.queue_view import render_status, watch_status
-    from ops.watch import status_snapshot
+    from mailpipe.ops.queue_view import render_status, watch_status
+    from mailpipe.ops.watch import status_snapshot
     if watch:
         watch_status(ctx.config, ctx.spool(), interval, count)
         return
@@ -103,8 +103,8 @@ def _change(ctx: Context, queue_id: str, allowed: tuple[State, ...], new_state: 
         entry.record(time.time(), "operator", event)
         spool.save(entry)
     if publish:
-        from workers.app import create_app
-        from workers.app import publish as do_publish
+        from mailpipe.workers.app import create_app
+        from mailpipe.workers.app import publish as do_publish
         do_publish(create_app(ctx.config), entry.stage, queue_id)
     click.echo(f"{queue_id}: {event}")
 
@@ -131,7 +131,7 @@ def release(ctx: Context, queue_id: str) -> None:
 @pass_ctx
 def retry(ctx: Context, queue_id: str | None, all_: bool) -> None:
     """Attempt deferred message(s) now (a flush: down marks on their destinations are ignored)."""
-    from workers.stages.remote import FLUSH_EVENT
+    from mailpipe.workers.stages.remote import FLUSH_EVENT
     if not queue_id and not all_:
         raise click.UsageError("give a queue ID or --all")
     ids = [e.id for e in ctx.spool().entries() if e.state == State.DEFERRED] if all_ else [queue_id]
@@ -153,9 +153,9 @@ def retry(ctx: Context, queue_id: str | None, all_: bool) -> None:
 @pass_ctx
 def bounce(ctx: Context, queue_id: str) -> None:
     """Give up on a message now: its open recipients fail and the sender gets a DSN."""
-    from workers import bounce as bounces
-    from workers.app import create_app
-    from workers.app import publish as do_publish
+    from mailpipe.workers import bounce as bounces
+    from mailpipe.workers.app import create_app
+    from mailpipe.workers.app import publish as do_publish
     now = time.time()
     _load(ctx, queue_id)
     with ctx.locked(queue_id) as spool:

@@ -8,16 +8,16 @@ import signal
 
 import click
 
-from core import eventloop
-from ops import logs, metrics_server
-from ops.cli import Context, pass_ctx
+from mailpipe.core import eventloop
+from mailpipe.ops import logs, metrics_server
+from mailpipe.ops.cli import Context, pass_ctx
 
 
 @click.command()
 @pass_ctx
 def serve(ctx: Context) -> None:
     """Run ingress, stage workers, scheduler, IMAP and POP3 on this machine."""
-    from ops.serve import serve as run
+    from mailpipe.ops.serve import serve as run
     logs.setup(ctx.config.log_level, "mailpipe")
     run(ctx.config, ctx.config_path)
 
@@ -31,7 +31,7 @@ def serve(ctx: Context) -> None:
 @pass_ctx
 def worker(ctx: Context, stages: str, concurrency: int | None, prefetch: int | None, name: str | None) -> None:
     """Run one Celery worker on exactly the given stages' queues."""
-    from workers.main import parse_stages, run_worker
+    from mailpipe.workers.main import parse_stages, run_worker
     try:
         chosen = parse_stages(stages)
     except ValueError as exc:
@@ -57,8 +57,8 @@ def _run_loop(main, config) -> None:
 @pass_ctx
 def ingress(ctx: Context, reuse_port: bool) -> None:
     """Run only the SMTP listeners (publishing to the smtp_in queue); SIGHUP reloads TLS and rules."""
-    from ingress.server import IngressContext, start_ingress
-    from workers.app import create_app, ingress_publishers
+    from mailpipe.ingress.server import IngressContext, start_ingress
+    from mailpipe.workers.app import create_app, ingress_publishers
     logs.setup(ctx.config.log_level, "mailpipe-ingress")
     metrics_server.role_started(ctx.config, "ingress")
     config, directory, spool = ctx.config, ctx.directory(), ctx.spool()
@@ -79,9 +79,9 @@ def ingress(ctx: Context, reuse_port: bool) -> None:
 @pass_ctx
 def scheduler(ctx: Context) -> None:
     """Run only the scheduler/sweeper (republishes deferred and stalled messages)."""
-    from core.clock import SystemClock
-    from workers.app import create_app, publish
-    from workers.scheduler import Scheduler
+    from mailpipe.core.clock import SystemClock
+    from mailpipe.workers.app import create_app, publish
+    from mailpipe.workers.scheduler import Scheduler
     logs.setup(ctx.config.log_level, "mailpipe-scheduler")
     metrics_server.role_started(ctx.config, "scheduler")
     app = create_app(ctx.config)
@@ -102,7 +102,7 @@ def _access_command(name: str, module: str, cls: str):
     @click.command(name)
     @pass_ctx
     def command(ctx: Context) -> None:
-        from core.tls import TlsContexts
+        from mailpipe.core.tls import TlsContexts
         logs.setup(ctx.config.log_level, f"mailpipe-{name}")
         metrics_server.role_started(ctx.config, name)
         service_cls = getattr(__import__(module, fromlist=[cls]), cls)
@@ -122,6 +122,6 @@ def _access_command(name: str, module: str, cls: str):
 
 def register(cli: click.Group) -> None:
     for command in (serve, worker, ingress, scheduler,
-                    _access_command("imap", "access.imap.server", "ImapService"),
-                    _access_command("pop3", "access.pop3.server", "Pop3Service")):
+                    _access_command("imap", "mailpipe.access.imap.server", "ImapService"),
+                    _access_command("pop3", "mailpipe.access.pop3.server", "Pop3Service")):
         cli.add_command(command)

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import click
 
-from ops.cli import Context, pass_ctx
+from mailpipe.ops.cli import Context, pass_ctx
 
 VALID_DAYS = 825
 

@@ -2,7 +2,7 @@
 
     python -m tests.filters.bench_filters [N] [--clients 2]
 
-Starts clamd and spamd with ``ops.avspam`` in a temporary directory, scans N
+Starts clamd and spamd with ``tools.avspam`` in a temporary directory, scans N
 distinct ~5 KB messages through each filter (unique bodies: clamd caches by
 content hash), and prints median/p90 latency and messages per second for 1
 and ``--clients`` concurrent callers. The rules figure uses the example file
@@ -20,13 +20,13 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from filters.antivirus import AntivirusFilter
-from filters.clamd_client import ClamdClient
-from filters.rules import RulesFilter
-from filters.spam import SpamFilter, Thresholds
-from filters.spamc import SpamcClient
-from filters.verdict import FilterInput
-from ops import avspam
+from mailpipe.filters.antivirus import AntivirusFilter
+from mailpipe.filters.clamd_client import ClamdClient
+from mailpipe.filters.rules import RulesFilter
+from mailpipe.filters.spam import SpamFilter, Thresholds
+from mailpipe.filters.spamc import SpamcClient
+from mailpipe.filters.verdict import FilterInput
+from tools import avspam
 from tests.filters.messages import plain
 
 WORDS = ("meeting report budget project team schedule review customer order invoice delivery "

@@ -1,4 +1,4 @@
-"""Session fixture: real clamd and spamd on free loopback ports (``ops.avspam``).
+"""Session fixture: real clamd and spamd on free loopback ports (``tools.avspam``).
 
 Skipped with a reason when the binaries are missing, unless ``CI=true``:
 then it fails, because CI must run the real daemons.
@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from ops import avspam
+from tools import avspam
 
 
 @pytest.fixture(scope="session")

@@ -9,7 +9,7 @@ from email.policy import SMTP
 
 import clamd
 
-from ops.avspam import TEST_MARKER
+from tools.avspam import TEST_MARKER
 
 #: SpamAssassin's test string (GTUBE), matched as one line
 GTUBE = "XJS*C4JDBQADN1.NSBN3*2IDNEN*GTUBE-STANDARD-ANTI-UBE-TEST-EMAIL*C.34X"

@@ -10,13 +10,13 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from core.errors import ConfigError, FilterUnavailable
-from filters import antivirus
-from filters.antivirus import SCANNED_HEADER, STATUS_HEADER, AntivirusFilter
-from filters.clamd_client import ClamdClient
-from filters.verdict import Action, FilterInput
-from ops import avspam
-from ops.config import AntivirusConfig
+from mailpipe.core.errors import ConfigError, FilterUnavailable
+from mailpipe.filters import antivirus
+from mailpipe.filters.antivirus import SCANNED_HEADER, STATUS_HEADER, AntivirusFilter
+from mailpipe.filters.clamd_client import ClamdClient
+from mailpipe.filters.verdict import Action, FilterInput
+from tools import avspam
+from mailpipe.core.config import AntivirusConfig
 from tests.filters import messages
 
 pytestmark = pytest.mark.daemons

@@ -1,4 +1,4 @@
-"""``python -m ops.avspam start DIR`` / ``stop DIR`` as a newcomer or CI runs it."""
+"""``python -m tools.avspam start DIR`` / ``stop DIR`` as a newcomer or CI runs it."""
 
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from filters.clamd_client import ClamdClient
-from filters.spamc import SpamcClient
-from ops import avspam
+from mailpipe.filters.clamd_client import ClamdClient
+from mailpipe.filters.spamc import SpamcClient
+from tools import avspam
 
 pytestmark = [pytest.mark.daemons, pytest.mark.slow]
 
@@ -28,7 +28,7 @@ def _alive(pid: int) -> bool:
 
 def test_start_prints_env_and_stop_ends_both(daemons):          # daemons: skip/fail like the others
     root = Path(tempfile.mkdtemp(prefix="mpcli"))
-    run = [sys.executable, "-m", "ops.avspam"]
+    run = [sys.executable, "-m", "tools.avspam"]
     started = subprocess.run([*run, "start", str(root)], capture_output=True, text=True, timeout=120, check=False)
     try:
         assert started.returncode == 0, started.stderr

@@ -8,12 +8,12 @@ import time
 
 import pytest
 
-from core.errors import ConfigError, FilterUnavailable
-from filters import antivirus, spam
-from filters.clamd_client import ClamdClient
-from filters.endpoint import Endpoint, parse_endpoint
-from filters.spamc import SpamcClient
-from filters.verdict import Action
+from mailpipe.core.errors import ConfigError, FilterUnavailable
+from mailpipe.filters import antivirus, spam
+from mailpipe.filters.clamd_client import ClamdClient
+from mailpipe.core.endpoint import Endpoint, parse_endpoint
+from mailpipe.filters.spamc import SpamcClient
+from mailpipe.filters.verdict import Action
 
 
 @pytest.fixture
@@ -109,7 +109,7 @@ def test_unresolvable_host_is_unavailable_not_a_crash(url):
 
 @pytest.mark.parametrize("section, key", [("antivirus", "clamd"), ("spam", "spamd")])
 def test_bad_daemon_address_fails_at_config_load(section, key):
-    from ops.config import load
+    from mailpipe.core.config import load
     with pytest.raises(ConfigError, match=rf"{section}\.{key} = 'localhost:3310'"):
         load(None, **{section: {key: "localhost:3310"}})
     assert getattr(load(None, **{section: {key: "unix:/run/d.sock"}}), section).model_dump()[key] == "unix:/run/d.sock"
@@ -118,7 +118,7 @@ def test_bad_daemon_address_fails_at_config_load(section, key):
 def test_docs_filters_config_example_loads(tmp_path):
     from pathlib import Path
 
-    from ops.config import load
+    from mailpipe.core.config import load
     text = (Path(__file__).resolve().parents[2] / "docs" / "filters.md").read_text(encoding="utf-8")
     block = text.split("```\n", 2)[1]
     path = tmp_path / "mailpipe.toml"

@@ -5,9 +5,9 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from core.errors import ConfigError
-from filters.endpoint import Endpoint, parse_endpoint
-from filters.spamc import SpamdProtocolError, SpamResult, parse_reply
+from mailpipe.core.errors import ConfigError
+from mailpipe.core.endpoint import Endpoint, parse_endpoint
+from mailpipe.filters.spamc import SpamdProtocolError, SpamResult, parse_reply
 
 reply_bits = st.sampled_from([b"SPAMD/1.1 0 EX_OK", b"SPAMD/1.5 76 Bad", b"\r\n", b"\r\n\r\n", b"Spam: True ; 5 / 5",
                               b"Spam: no ; -1.5 / x", b"Content-length: 9", b":", b"GTUBE,", b"\xff\x00", b"1e309"])

@@ -9,11 +9,11 @@ import unicodedata
 
 import pytest
 
-from core.clock import FakeClock
-from filters.rules import RulesFilter, from_config
-from filters.rules.parser import RulesError
-from filters.verdict import Action, FilterInput
-from ops.config import RulesConfig
+from mailpipe.core.clock import FakeClock
+from mailpipe.filters.rules import RulesFilter, from_config
+from mailpipe.filters.rules.parser import RulesError
+from mailpipe.filters.verdict import Action, FilterInput
+from mailpipe.core.config import RulesConfig
 from tests.filters import rulemsgs
 
 PLAIN = b"From: a@example.net\r\nTo: bob@example.com\r\nSubject: hello\r\n\r\nJust a note.\r\n"
@@ -358,7 +358,7 @@ def test_envelope_rule_after_content_rule_waits_for_data(tmp_path):
 def test_broken_file_names_the_line(tmp_path, text, line, words):
     path = tmp_path / "bad.toml"
     path.write_text(text)
-    from filters.rules.tool import check_file
+    from mailpipe.filters.rules.tool import check_file
     errors = check_file(path)
     assert errors, "expected an error"
     assert errors[0].startswith(f"{path}:{line}: "), errors
@@ -420,7 +420,7 @@ def test_error_in_sub_table_names_its_line(tmp_path):
     path = tmp_path / "sub.toml"
     path.write_text('[[rule]]\nname = "a"\naction = "junk"\n[rule.when]\nhelo = "x"\n[rule.when.not]\n'
                     'client_ip = "10.0.0.0/8"\n[rule.when.header]\nname = "Subject"\nregex = "(bad"\n')
-    from filters.rules.tool import check_file
+    from mailpipe.filters.rules.tool import check_file
     errors = check_file(path)
     assert len(errors) == 1 and errors[0].startswith(f"{path}:10: ") and "bad regular expression" in errors[0]
     path.write_text(path.read_text().replace('"(bad"', '"ok"').replace('"10.0.0.0/8"', '"10.0.0.300/8"'))

@@ -7,10 +7,10 @@ import tomllib
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from filters.rules.engine import Facts, run, run_envelope
-from filters.rules.mime import extract, fold
-from filters.rules.model import ENVELOPE_FIELDS
-from filters.rules.parser import RulesError, parse_text
+from mailpipe.filters.rules.engine import Facts, run, run_envelope
+from mailpipe.filters.rules.mime import extract, fold
+from mailpipe.filters.rules.model import ENVELOPE_FIELDS
+from mailpipe.filters.rules.parser import RulesError, parse_text
 
 KEYS = ["client_ip", "helo", "helo_regex", "sender", "sender_regex", "recipient", "recipient_regex", "header",
         "body_keyword", "body_regex", "attachment_name", "attachment_ext", "size_over", "size_under",
@@ -144,9 +144,9 @@ def test_vietnamese_keyword_found_in_any_encoding(words, data, encoding, form, u
     """Any run of words from the body, in either Unicode form and any case, is found after any encoding."""
     import unicodedata
 
-    from filters.rules.engine import evaluate
-    from filters.rules.mime import fold
-    from filters.rules.model import BodyKeyword
+    from mailpipe.filters.rules.engine import evaluate
+    from mailpipe.filters.rules.mime import fold
+    from mailpipe.filters.rules.model import BodyKeyword
     from tests.filters import rulemsgs
 
     start = data.draw(st.integers(0, len(words) - 1))

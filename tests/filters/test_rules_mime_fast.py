@@ -8,7 +8,7 @@ import quopri
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from filters.rules.mime import _plain_body, extract, parse
+from mailpipe.filters.rules.mime import _plain_body, extract, parse
 from tests.filters import rulemsgs
 
 FIELDS = st.sampled_from([

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from filters.rules.tool import check_file, explain
+from mailpipe.filters.rules.tool import check_file, explain
 from tests.filters import rulemsgs
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "rules.md"

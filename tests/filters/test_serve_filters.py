@@ -13,7 +13,7 @@ import zipfile
 
 import pytest
 
-from ops import avspam
+from tools import avspam
 from tests.support import ServeProcess, add_accounts, wait_for
 
 pytestmark = pytest.mark.slow

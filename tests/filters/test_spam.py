@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from core.errors import FilterUnavailable
-from filters import spam
-from filters.spam import FLAG_HEADER, SCORE_HEADER, STATUS_HEADER, SpamFilter, Thresholds
-from filters.spamc import SpamcClient, SpamdProtocolError, build_request, parse_reply
-from filters.verdict import Action, FilterInput
-from ops import avspam
-from ops.config import SpamConfig
+from mailpipe.core.errors import FilterUnavailable
+from mailpipe.filters import spam
+from mailpipe.filters.spam import FLAG_HEADER, SCORE_HEADER, STATUS_HEADER, SpamFilter, Thresholds
+from mailpipe.filters.spamc import SpamcClient, SpamdProtocolError, build_request, parse_reply
+from mailpipe.filters.verdict import Action, FilterInput
+from tools import avspam
+from mailpipe.core.config import SpamConfig
 from tests.filters import messages
 
 
@@ -156,7 +156,7 @@ def test_tag_below_junk():
 def test_flag_follows_the_lowest_threshold():
     class Fixed:
         def check(self, raw):
-            from filters.spamc import SpamResult
+            from mailpipe.filters.spamc import SpamResult
             return SpamResult(True, 6.0, 5.0, ("X",))
     flt = SpamFilter(Fixed(), Thresholds(tag=8, junk=5, quarantine=10, discard=20), "defer", 1.0, 10**6)
     verdict = flt.check(_input(messages.plain()))

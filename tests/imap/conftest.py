@@ -12,12 +12,12 @@ import pytest
 from argon2 import PasswordHasher
 import trustme
 
-from access.imap.server import ImapService
-from core.clock import FakeClock
-from core.tls import TlsContexts
-from mailstore.directory import Directory
-from mailstore.maildir import deliver, maildir_path
-from ops.config import Config
+from mailpipe.access.imap.server import ImapService
+from mailpipe.core.clock import FakeClock
+from mailpipe.core.tls import TlsContexts
+from mailpipe.mailstore.directory import Directory
+from mailpipe.mailstore.maildir import deliver, maildir_path
+from mailpipe.core.config import Config
 
 USER = "alice@example.test"
 PASSWORD = "pw"

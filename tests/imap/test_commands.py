@@ -8,7 +8,7 @@ import socket
 
 import pytest
 
-from access.imap import replies
+from mailpipe.access.imap import replies
 from tests.imap.conftest import PASSWORD, USER, make_message
 
 

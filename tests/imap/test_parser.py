@@ -7,16 +7,16 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from access.imap import grammar, replies
-from access.imap.grammar import Atom, Syntax
-from access.imap.limits import Registry
-from access.imap.parser import CONTINUE, NEED_DATA, Command, CommandParser, Line, Malformed
-from access.imap.session import Env, Session
-from access.imap.states import State
-from core.authlimit import FailureLimiter
-from core.clock import FakeClock
-from mailstore.maildir import deliver, ensure_maildir
-from ops.config import Config
+from mailpipe.access.imap import grammar, replies
+from mailpipe.access.imap.grammar import Atom, Syntax
+from mailpipe.access.imap.limits import Registry
+from mailpipe.access.imap.parser import CONTINUE, NEED_DATA, Command, CommandParser, Line, Malformed
+from mailpipe.access.imap.session import Env, Session
+from mailpipe.access.imap.states import State
+from mailpipe.core.authlimit import FailureLimiter
+from mailpipe.core.clock import FakeClock
+from mailpipe.mailstore.maildir import deliver, ensure_maildir
+from mailpipe.core.config import Config
 
 
 def events(parser: CommandParser, data: bytes) -> list:

@@ -6,7 +6,7 @@ import socket
 
 from imapclient import IMAPClient
 
-from access.imap import replies
+from mailpipe.access.imap import replies
 from tests.imap.conftest import PASSWORD, USER, Server, make_message
 
 

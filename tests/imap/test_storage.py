@@ -6,8 +6,8 @@ import multiprocessing
 import os
 from pathlib import Path
 
-from mailstore import mailbox, uidlist
-from mailstore.maildir import deliver, ensure_maildir
+from mailpipe.mailstore import mailbox, uidlist
+from mailpipe.mailstore.maildir import deliver, ensure_maildir
 
 
 def _root(tmp_path: Path) -> Path:

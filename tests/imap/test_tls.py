@@ -7,13 +7,13 @@ import ssl
 
 import pytest
 
-from access.imap import replies
-from access.imap.grammar import Atom
-from access.imap.limits import Registry
-from access.imap.parser import Command
-from access.imap.session import Env, Session
-from core.authlimit import FailureLimiter
-from core.clock import FakeClock
+from mailpipe.access.imap import replies
+from mailpipe.access.imap.grammar import Atom
+from mailpipe.access.imap.limits import Registry
+from mailpipe.access.imap.parser import Command
+from mailpipe.access.imap.session import Env, Session
+from mailpipe.core.authlimit import FailureLimiter
+from mailpipe.core.clock import FakeClock
 from tests.imap.conftest import PASSWORD, USER, Server, make_message
 
 
@@ -55,7 +55,7 @@ class _Directory:
 
 
 def _session(tmp_path, peer: str, tls_active: bool = False) -> Session:
-    from ops.config import Config
+    from mailpipe.core.config import Config
     config = Config(data_dir=tmp_path, imap={"port": 0, "tls_port": 0})
     env = Env(config, _Directory(), FailureLimiter(2, 60, FakeClock()), Registry(1, 10), peer, True, tls_active)
     return Session(env)

@@ -17,11 +17,11 @@ import pytest
 import trustme
 from argon2 import PasswordHasher
 
-from core.tls import TlsContexts
-from ingress.server import IngressContext, start_ingress
-from mailstore.directory import Directory
-from ops.config import Config
-from spool.fs import FilesystemSpool
+from mailpipe.core.tls import TlsContexts
+from mailpipe.ingress.server import IngressContext, start_ingress
+from mailpipe.mailstore.directory import Directory
+from mailpipe.core.config import Config
+from mailpipe.spool.fs import FilesystemSpool
 
 HOST = "127.0.0.1"
 HOSTNAME = "mx.example.test"

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from core.clock import FakeClock
-from ingress import replies
-from ingress.limits import ConnectionLimits, PassedClients
+from mailpipe.core.clock import FakeClock
+from mailpipe.ingress import replies
+from mailpipe.ingress.limits import ConnectionLimits, PassedClients
 
 
 def test_counts_total_and_per_ip():

@@ -14,12 +14,12 @@ from pathlib import Path
 
 import pytest
 
-import spool.fs
-from core.errors import BrokerUnavailable, SpoolFull
-from core.ids import new_queue_id
-from ingress.committer import Committer
-from spool.fs import FilesystemSpool
-from spool.model import Entry, Recipient
+import mailpipe.spool.fs as spool_fs
+from mailpipe.core.errors import BrokerUnavailable, SpoolFull
+from mailpipe.core.ids import new_queue_id
+from mailpipe.ingress.committer import Committer
+from mailpipe.spool.fs import FilesystemSpool
+from mailpipe.spool.model import Entry, Recipient
 
 
 class Recorder:
@@ -153,14 +153,14 @@ def test_an_unexpected_publish_error_is_a_local_error_and_leaves_nothing_spooled
 def test_a_message_the_disk_refuses_fails_alone(spool_dir, monkeypatch):
     messages = [message() for _ in range(3)]
     refused = messages[1][0].id
-    real = spool.fs._write_new
+    real = spool_fs._write_new
 
     def write_new(path, chunks):
         if Path(path).name == refused:
             Path(path).write_bytes(b"partial")
             raise OSError(errno.ENOSPC, "No space left on device")
         real(path, chunks)
-    monkeypatch.setattr(spool.fs, "_write_new", write_new)
+    monkeypatch.setattr(spool_fs, "_write_new", write_new)
     rec = Recorder()
     committer = make(spool_dir, rec)
     results = run(committer, lambda: commit_all(committer, messages))

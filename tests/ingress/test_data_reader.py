@@ -6,8 +6,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ingress import replies
-from ingress.data import DataReader
+from mailpipe.ingress import replies
+from mailpipe.ingress.data import DataReader
 
 SMUGGLED = b"MAIL FROM:<evil@foreign.test>\r\nRCPT TO:<bob@example.test>\r\nDATA\r\nSubject: spoof\r\n\r\nx\r\n"
 

@@ -7,12 +7,12 @@ import smtplib
 
 import pytest
 
-from ingress import replies
-from mailstore.maildir import maildir_path
+from mailpipe.ingress import replies
+from mailpipe.mailstore.maildir import maildir_path
 from tests.ingress.conftest import HOST
 from tests.ingress.rawclient import RawClient
-from workers.app import QUEUE_STAGES
-from workers.runtime import Runtime
+from mailpipe.workers.app import QUEUE_STAGES
+from mailpipe.workers.runtime import Runtime
 
 
 @pytest.fixture

@@ -9,8 +9,8 @@ import ssl
 
 import trustme
 
-from core.errors import BrokerUnavailable
-from ingress import replies
+from mailpipe.core.errors import BrokerUnavailable
+from mailpipe.ingress import replies
 from tests.ingress.conftest import HOST, HOSTNAME
 from tests.ingress.rawclient import RawClient
 

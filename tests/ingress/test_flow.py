@@ -12,7 +12,7 @@ import threading
 
 import pytest
 
-from ingress.flow import FlowGate
+from mailpipe.ingress.flow import FlowGate
 from tests.support import wait_for
 
 HOST = "127.0.0.1"

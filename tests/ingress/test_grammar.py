@@ -6,8 +6,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ingress import replies
-from ingress.grammar import Command, Verb, parse_command
+from mailpipe.ingress import replies
+from mailpipe.ingress.grammar import Command, Verb, parse_command
 
 
 @pytest.mark.parametrize("line, address", [

@@ -7,7 +7,7 @@ import smtplib
 
 import pytest
 
-from ingress import replies
+from mailpipe.ingress import replies
 from tests.ingress.conftest import HOST
 from tests.ingress.rawclient import RawClient
 

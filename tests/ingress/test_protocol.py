@@ -7,10 +7,10 @@ from base64 import b64encode
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ingress import replies
-from ingress.protocol import (ALLOWED, AuthRequest, Close, MailRequest, MessageRequest, RcptRequest, Reply,
+from mailpipe.ingress import replies
+from mailpipe.ingress.protocol import (ALLOWED, AuthRequest, Close, MailRequest, MessageRequest, RcptRequest, Reply,
                               Settings, SmtpCore, StartTls, State)
-from ingress.grammar import Verb
+from mailpipe.ingress.grammar import Verb
 
 ACCEPT = {AuthRequest: replies.AUTH_OK, MailRequest: replies.MAIL_OK, RcptRequest: replies.RCPT_OK,
           MessageRequest: replies.QUEUED.format(queue_id="Q1")}

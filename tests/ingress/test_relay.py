@@ -6,9 +6,9 @@ import smtplib
 
 import pytest
 
-from ingress import replies
-from ingress.policy import check_recipient
-from mailstore.directory import Snapshot
+from mailpipe.ingress import replies
+from mailpipe.ingress.policy import check_recipient
+from mailpipe.mailstore.directory import Snapshot
 from tests.ingress.conftest import HOST
 
 DENIED, UNKNOWN, SYNTAX = "554 5.7.1", "550 5.1.1", "501 5.1.3"
@@ -66,7 +66,7 @@ def test_trusted_network_may_relay(make_server):
 
 @pytest.mark.parametrize("address, expected", TRICKS)
 def test_policy_is_the_same_without_sockets(address, expected):
-    from ingress.grammar import parse_command
+    from mailpipe.ingress.grammar import parse_command
     parsed = parse_command(f"RCPT TO:<{address}>".encode())
     if isinstance(parsed, str):
         assert parsed.startswith(expected)

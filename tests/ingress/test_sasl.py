@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from base64 import b64encode
 
-from ingress import replies
-from ingress.events import AuthRequest
-from ingress.sasl import SaslExchange
+from mailpipe.ingress import replies
+from mailpipe.ingress.events import AuthRequest
+from mailpipe.ingress.sasl import SaslExchange
 
 
 def test_plain_with_initial_response():

@@ -10,8 +10,8 @@ import tomllib
 
 import pytest
 
-from spool.fs import FilesystemSpool
-from spool.model import Entry
+from mailpipe.spool.fs import FilesystemSpool
+from mailpipe.spool.model import Entry
 from tests.support import ServeProcess, wait_for
 
 pytestmark = [pytest.mark.slow,

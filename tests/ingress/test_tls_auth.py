@@ -7,7 +7,7 @@ import ssl
 
 import pytest
 
-from ingress import replies
+from mailpipe.ingress import replies
 from tests.ingress.conftest import HOST, HOSTNAME
 
 MESSAGE = b"From: alice@example.test\r\nSubject: hello\r\n\r\nbody\r\n"

@@ -8,8 +8,8 @@ import click
 import pytest
 from cryptography import x509
 
-from core.tls import TlsContexts
-from ops.commands.tls import write_pair
+from mailpipe.core.tls import TlsContexts
+from mailpipe.ops.commands.tls import write_pair
 
 
 def test_pair_is_usable_and_private(tmp_path):

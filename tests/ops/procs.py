@@ -60,19 +60,19 @@ def write_config(path: Path, data_dir: Path, *, broker_url: str | None = None, e
 
 
 def _has_key(section: str, key: str) -> bool:
-    from ops.config import Config
+    from mailpipe.core.config import Config
     return key in type(getattr(Config(), section)).model_fields
 
 
 def mailpipe(config: Path, *args: str, stdin: str | None = None, env: dict | None = None,
              timeout: float = 60.0) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "ops", "--config", str(config), *args], input=stdin,
+    return subprocess.run([sys.executable, "-m", "mailpipe.ops", "--config", str(config), *args], input=stdin,
                           capture_output=True, text=True, timeout=timeout, env={**os.environ, **(env or {})})
 
 
 def start(config: Path, *args: str, log: Path, env: dict | None = None) -> subprocess.Popen:
     handle = open(log, "ab")
-    return subprocess.Popen([sys.executable, "-m", "ops", "--config", str(config), *args],
+    return subprocess.Popen([sys.executable, "-m", "mailpipe.ops", "--config", str(config), *args],
                             stdout=handle, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})},
                             start_new_session=True)
 

@@ -9,9 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from ops import avspam, health
-from ops.config import Config
-from ops.metrics import SystemCollector
+from mailpipe.ops import health
+from tools import avspam
+from mailpipe.core.config import Config
+from mailpipe.core.metrics import SystemCollector
 from tests.ops import procs
 
 

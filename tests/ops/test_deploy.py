@@ -62,7 +62,7 @@ def env_file(path: Path) -> dict[str, str]:
 
 
 def test_every_role_env_file_is_a_valid_override_with_its_own_metrics_port(monkeypatch):
-    from ops.config import load
+    from mailpipe.core.config import load
     ports = {}
     for path in sorted((EXAMPLE / "env").glob("*.env")):
         env = env_file(path)
@@ -84,7 +84,7 @@ def test_every_role_env_file_is_a_valid_override_with_its_own_metrics_port(monke
 
 
 def test_example_config_is_the_rabbitmq_one_host_layout():
-    from ops.config import load
+    from mailpipe.core.config import load
     config = load(EXAMPLE / "mailpipe.toml")
     assert config.broker_url.startswith("amqp://") and not config.embedded_broker
     assert (config.ingress.smtp_port, config.imap.port, config.pop3.port) == (25, 143, 110)
@@ -92,6 +92,6 @@ def test_example_config_is_the_rabbitmq_one_host_layout():
 
 
 def test_example_rules_file_parses():
-    from filters.rules.parser import parse_file
+    from mailpipe.filters.rules.parser import parse_file
     ruleset = parse_file(EXAMPLE / "rules.toml")
     assert [r.name for r in ruleset.rules] == ["trusted-partner", "known-spam-sender", "executable-attachments"]

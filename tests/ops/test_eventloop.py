@@ -7,9 +7,9 @@ import smtplib
 
 import pytest
 
-from core import eventloop
-from core.errors import ConfigError
-from ops.config import load
+from mailpipe.core import eventloop
+from mailpipe.core.errors import ConfigError
+from mailpipe.core.config import load
 from tests.support import ServeProcess, add_accounts, wait_for
 
 

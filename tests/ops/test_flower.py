@@ -26,7 +26,7 @@ def test_flower_lists_a_running_mailpipe_worker(tmp_path, rabbit_vhost):
     env = {"MAILPIPE_CONFIG": str(config)}
     port = procs.free_port()
     worker = procs.start(config, "worker", "--stages", "all", "--name", "flowertest", log=tmp_path / "worker.log")
-    flower = subprocess.Popen([sys.executable, "-m", "celery", "-A", "workers.celery_app", "flower",
+    flower = subprocess.Popen([sys.executable, "-m", "celery", "-A", "mailpipe.workers.celery_app", "flower",
                                "--address=127.0.0.1", f"--port={port}"], env={**os.environ, **env},
                               stdout=open(tmp_path / "flower.log", "wb"), stderr=subprocess.STDOUT,
                               start_new_session=True)

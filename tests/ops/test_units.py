@@ -7,13 +7,13 @@ import socket
 
 import pytest
 
-from core.ids import new_queue_id
-from ops import health, trace
-from ops.config import Config
-from ops.metrics import reject_reason
-from ops.watch import parse_published, rates, spool_summary
-from spool.fs import FilesystemSpool
-from spool.model import Entry, Recipient, State
+from mailpipe.core.ids import new_queue_id
+from mailpipe.ops import health, trace
+from mailpipe.core.config import Config
+from mailpipe.core.metrics import reject_reason
+from mailpipe.ops.watch import parse_published, rates, spool_summary
+from mailpipe.spool.fs import FilesystemSpool
+from mailpipe.spool.model import Entry, Recipient, State
 from tests.ops import procs
 
 T0 = 1_800_000_000.0
@@ -151,7 +151,7 @@ def test_grafana_dashboard_only_uses_metrics_mailpipe_exports(tmp_path):
 
     from prometheus_client import CollectorRegistry
 
-    from ops.metrics import SystemCollector, _Metrics
+    from mailpipe.core.metrics import SystemCollector, _Metrics
     registry = CollectorRegistry()
     _Metrics(registry)
     exported = set()
@@ -173,7 +173,7 @@ def test_published_counts_sum_over_every_answering_endpoint(tmp_path):
     import threading
     from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-    from ops.watch import published_counts
+    from mailpipe.ops.watch import published_counts
 
     def serve(text: str) -> ThreadingHTTPServer:
         class Handler(BaseHTTPRequestHandler):

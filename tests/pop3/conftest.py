@@ -16,12 +16,12 @@ from pathlib import Path
 import pytest
 import trustme
 
-from access.pop3.server import Pop3Service
-from core.clock import FakeClock
-from core.tls import TlsContexts
-from mailstore.directory import Directory
-from mailstore.maildir import deliver, maildir_path
-from ops.config import Config
+from mailpipe.access.pop3.server import Pop3Service
+from mailpipe.core.clock import FakeClock
+from mailpipe.core.tls import TlsContexts
+from mailpipe.mailstore.directory import Directory
+from mailpipe.mailstore.maildir import deliver, maildir_path
+from mailpipe.core.config import Config
 
 USER = "alice@example.test"
 PASSWORD = "correct horse"

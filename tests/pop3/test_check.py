@@ -6,7 +6,7 @@ import os
 import poplib
 import socket
 
-from access.pop3 import replies as R
+from mailpipe.access.pop3 import replies as R
 from tests.pop3.conftest import PASSWORD, USER
 
 MESSAGES = [

@@ -8,7 +8,7 @@ import poplib
 
 import pytest
 
-from access.pop3 import replies as R
+from mailpipe.access.pop3 import replies as R
 from tests.pop3.conftest import OTHER, PASSWORD, USER
 
 SIMPLE = b"From: a@example.org\r\nSubject: s\r\n\r\nbody line 1\r\nbody line 2\r\n"

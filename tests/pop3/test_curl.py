@@ -8,7 +8,7 @@ import subprocess
 
 import pytest
 
-from access.pop3 import wire
+from mailpipe.access.pop3 import wire
 
 from tests.pop3.conftest import PASSWORD, USER
 

@@ -6,8 +6,8 @@ import asyncio
 
 import pytest
 
-from access.pop3.idle import IdleWatchdog
-from core.clock import FakeClock
+from mailpipe.access.pop3.idle import IdleWatchdog
+from mailpipe.core.clock import FakeClock
 
 
 async def _forever() -> None:

@@ -9,7 +9,7 @@ import pytest
 from tests.pop3.conftest import PASSWORD, USER
 
 imapclient = pytest.importorskip("imapclient")
-imap_server = pytest.importorskip("access.imap.server")
+imap_server = pytest.importorskip("mailpipe.access.imap.server")
 
 MESSAGE = b"From: a@example.org\r\nSubject: both\r\n\r\nshared body\r\n"
 

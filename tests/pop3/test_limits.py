@@ -7,8 +7,8 @@ import socket
 
 import pytest
 
-from access.pop3 import replies as R
-from access.pop3 import wire
+from mailpipe.access.pop3 import replies as R
+from mailpipe.access.pop3 import wire
 from tests.pop3.conftest import PASSWORD, USER, start_service
 
 

@@ -6,12 +6,12 @@ import os
 
 import pytest
 
-from access.pop3 import wire
-from access.pop3.maildrop import (
+from mailpipe.access.pop3 import wire
+from mailpipe.access.pop3.maildrop import (
     LOCK_NAME, Maildrop, MaildropInUse, locate, seen_name, split_name, uidl_for,
 )
-from access.pop3.sizecache import CACHE_NAME
-from mailstore.maildir import deliver, ensure_maildir
+from mailpipe.access.pop3.sizecache import CACHE_NAME
+from mailpipe.mailstore.maildir import deliver, ensure_maildir
 
 
 @pytest.fixture

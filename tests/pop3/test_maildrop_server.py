@@ -8,8 +8,8 @@ from email import message_from_bytes
 
 import pytest
 
-from access.pop3 import replies as R
-from access.pop3.maildrop import uidl_for
+from mailpipe.access.pop3 import replies as R
+from mailpipe.access.pop3.maildrop import uidl_for
 from tests.pop3.conftest import OTHER, PASSWORD, USER
 
 SIMPLE = b"Subject: s\r\n\r\nbody\r\n"

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from access.pop3.parser import (
+from mailpipe.access.pop3.parser import (
     Command, LineBuffer, LineTooLong, Pop3SyntaxError, UnknownCommand, Verb, parse_command,
 )
 

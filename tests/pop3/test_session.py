@@ -7,12 +7,12 @@ import base64
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from access.pop3 import replies as R
-from access.pop3.effects import (
+from mailpipe.access.pop3 import replies as R
+from mailpipe.access.pop3.effects import (
     CheckLogin, Close, Commit, Listing, LoginOutcome, Send, SendMessage, StartTls,
 )
-from access.pop3.session import Pop3Session, SessionPolicy
-from access.pop3.states import ALLOWED, TRANSITIONS, State, Trigger
+from mailpipe.access.pop3.session import Pop3Session, SessionPolicy
+from mailpipe.access.pop3.states import ALLOWED, TRANSITIONS, State, Trigger
 
 LISTING = Listing((10, 20, 30), ("u1", "u2", "u3"))
 

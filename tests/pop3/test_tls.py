@@ -6,7 +6,7 @@ import poplib
 
 import pytest
 
-from access.pop3 import replies as R
+from mailpipe.access.pop3 import replies as R
 from tests.pop3.conftest import PASSWORD, USER, start_service
 
 MESSAGE = b"Subject: tls\r\n\r\nsecret body\r\n"

@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from access.pop3 import wire
+from mailpipe.access.pop3 import wire
 
 
 def _unstuff(data: bytes) -> list[bytes]:

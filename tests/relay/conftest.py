@@ -22,7 +22,7 @@ import trustme
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP
 
-from ops.config import DnsConfig, RelayConfig
+from mailpipe.core.config import DnsConfig, RelayConfig
 from tests.relay.dnsserver import TestDnsServer, ZoneResolver
 
 SMTP_SINK = shutil.which("smtp-sink") or "/usr/sbin/smtp-sink"

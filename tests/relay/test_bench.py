@@ -6,7 +6,7 @@ import shutil
 
 import pytest
 
-from ops.bench import relay as bench
+from bench import relay as bench
 
 
 @pytest.mark.skipif(not shutil.which("smtp-sink") and not shutil.which("/usr/sbin/smtp-sink"),

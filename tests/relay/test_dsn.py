@@ -5,8 +5,8 @@ from __future__ import annotations
 import email
 import email.policy
 
-from delivery.dsn import build_dsn, should_bounce
-from delivery.result import RecipientResult
+from mailpipe.delivery.dsn import build_dsn, should_bounce
+from mailpipe.delivery.result import RecipientResult
 
 ORIGINAL = (b"Received: from a by b\r\nFrom: Alice <alice@local.test>\r\nTo: bob@remote.test\r\n"
             b"Subject: lunch\r\nMessage-ID: <m1@local.test>\r\n\r\nsecret body text\r\n")

@@ -6,11 +6,11 @@ import random
 
 import pytest
 
-from core.clock import FakeClock
-from core.errors import PermanentError, TransientError
-from delivery.errors import PermanentDnsError, TemporaryDnsError
-from delivery.mx import MxResolver, split_host_port
-from ops.config import DnsConfig, RelayConfig
+from mailpipe.core.clock import FakeClock
+from mailpipe.core.errors import PermanentError, TransientError
+from mailpipe.delivery.errors import PermanentDnsError, TemporaryDnsError
+from mailpipe.delivery.mx import MxResolver, split_host_port
+from mailpipe.core.config import DnsConfig, RelayConfig
 
 
 def resolver(dns_cfg, clock=None, rng=None, **relay) -> MxResolver:

@@ -13,12 +13,12 @@ import time
 
 import pytest
 
-from core.clock import FakeClock
-from delivery.dsn import build_dsn
-from delivery.mx import MxResolver
-from delivery.relay import Relay
-from delivery.retry import next_attempt
-from delivery.smtp_client import ConnectionPool, deliver
+from mailpipe.core.clock import FakeClock
+from mailpipe.delivery.dsn import build_dsn
+from mailpipe.delivery.mx import MxResolver
+from mailpipe.delivery.relay import Relay
+from mailpipe.delivery.retry import next_attempt
+from mailpipe.delivery.smtp_client import ConnectionPool, deliver
 from tests.relay.conftest import Greeter, LineServer, ScriptedHandler, broken_starttls, drop_after_dot
 
 MSG = b"From: alice@local.test\r\nTo: bob@ok.test\r\nSubject: hi\r\n\r\nhello\r\n.dot line\r\n"

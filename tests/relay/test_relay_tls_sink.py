@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from core.clock import FakeClock
-from delivery.relay import Relay
+from mailpipe.core.clock import FakeClock
+from mailpipe.delivery.relay import Relay
 from tests.relay.conftest import ScriptedHandler
 
 MSG = b"From: alice@local.test\r\nTo: bob@tls.test\r\nSubject: tls\r\n\r\nover tls\r\n"

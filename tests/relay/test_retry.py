@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from core.clock import FakeClock
-from delivery.retry import DestinationState, backoff, delay_warning_due, next_attempt
-from ops.config import RelayConfig
+from mailpipe.core.clock import FakeClock
+from mailpipe.delivery.retry import DestinationState, backoff, delay_warning_due, next_attempt
+from mailpipe.core.config import RelayConfig
 
 CFG = RelayConfig()
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from hypothesis import given, strategies as st
 
-from delivery.result import enhanced_status
-from delivery.smtp_proto import (
+from mailpipe.delivery.result import enhanced_status
+from mailpipe.delivery.smtp_proto import (
     Capabilities, ReplyParser, SmtpProtocolError, classify, dot_stuff, mail_command, rcpt_command,
 )
 
@@ -96,6 +96,6 @@ def _received_by_lines(message: bytes) -> int:
                 max_size=12),
        st.sampled_from([b"\r\n", b"\n"]))
 def test_count_received_follows_the_line_rule(lines, eol):
-    from delivery.relay import count_received
+    from mailpipe.delivery.relay import count_received
     message = eol.join(lines) + eol + eol + b"Received: in the body\r\n"
     assert count_received(message) == _received_by_lines(message)

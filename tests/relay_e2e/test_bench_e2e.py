@@ -16,7 +16,7 @@ pytestmark = pytest.mark.slow
 def test_e2e_relay_benchmark_small_run():
     if not __import__("pathlib").Path(SMTP_SINK).exists():
         pytest.skip("smtp-sink (Debian package postfix) is not installed")
-    out = subprocess.run([sys.executable, "-m", "ops.bench", "relay", "--e2e", "--broker", "embedded",
+    out = subprocess.run([sys.executable, "-m", "bench", "relay", "--e2e", "--broker", "embedded",
                           "-n", "30", "--warmup", "0", "--destinations", "3", "-c", "3", "--per-session", "5",
                           "--worker-processes", "1", "--timeout", "240"],
                          capture_output=True, timeout=400)

@@ -13,15 +13,15 @@ from pathlib import Path
 
 import pytest
 
-from core.clock import FakeClock
-from core.ids import new_queue_id
-from ops.config import load
-from spool.model import Entry, Recipient, State
+from mailpipe.core.clock import FakeClock
+from mailpipe.core.ids import new_queue_id
+from mailpipe.core.config import load
+from mailpipe.spool.model import Entry, Recipient, State
 from tests.relay_e2e.conftest import REJECT_REPLY, REJECTED, relay_toml
 from tests.support import mailpipe
-from workers.bounce import OPERATOR_REPLY
-from workers.runtime import Runtime
-from workers.scheduler import Scheduler
+from mailpipe.workers.bounce import OPERATOR_REPLY
+from mailpipe.workers.runtime import Runtime
+from mailpipe.workers.scheduler import Scheduler
 
 SENDER = "alice@example.test"
 

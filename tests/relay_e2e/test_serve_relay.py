@@ -19,7 +19,7 @@ import uuid
 
 import pytest
 
-from spool.fs import FilesystemSpool
+from mailpipe.spool.fs import FilesystemSpool
 from tests.relay_e2e.conftest import REJECTED, add_to_section, relay_toml
 from tests.support import ServeProcess, wait_for
 

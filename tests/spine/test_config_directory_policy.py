@@ -7,9 +7,9 @@ import uuid
 
 import pytest
 
-from core.errors import AccountError, ConfigError
-from ingress import policy, replies
-from ops.config import load
+from mailpipe.core.errors import AccountError, ConfigError
+from mailpipe.ingress import policy, replies
+from mailpipe.core.config import load
 from tests.support import fast_directory, mailpipe, need_server
 
 
@@ -75,7 +75,7 @@ def test_directory_on_postgresql():
     try:
         from argon2 import PasswordHasher
 
-        from mailstore.directory import Directory
+        from mailpipe.mailstore.directory import Directory
         d = Directory(f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}",
                       hasher=PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1))
         d.add_domain("example.test")

@@ -9,11 +9,11 @@ import smtplib
 
 import pytest
 
-from ingress.flow import FlowGate
-from ops.config import Config
-from ops.queues import BacklogProbe
+from mailpipe.ingress.flow import FlowGate
+from mailpipe.core.config import Config
+from mailpipe.ops.queues import BacklogProbe
 from tests.support import ServeProcess, add_accounts, wait_for
-from workers.app import create_app, publish_many
+from mailpipe.workers.app import create_app, publish_many
 
 
 def test_the_probe_counts_ready_batches_on_smtp_in(tmp_path, broker_url):

@@ -16,12 +16,12 @@ import time
 
 import pytest
 
-from core.ids import new_queue_id
-from ops.config import load
-from spool.fs import FilesystemSpool
-from spool.model import Entry, Recipient
+from mailpipe.core.ids import new_queue_id
+from mailpipe.core.config import load
+from mailpipe.spool.fs import FilesystemSpool
+from mailpipe.spool.model import Entry, Recipient
 from tests.support import ServeProcess, add_accounts, wait_for
-from workers.app import create_app, publish_many
+from mailpipe.workers.app import create_app, publish_many
 
 
 # -- batches through the real brokers and a real worker process ---------------------------------
@@ -44,7 +44,7 @@ def spool_three(srv: ServeProcess) -> list[str]:
 
 def start_worker(srv: ServeProcess) -> subprocess.Popen:
     env = {k: v for k, v in os.environ.items() if not k.startswith("MAILPIPE_")}
-    return subprocess.Popen([sys.executable, "-m", "ops", "--config", str(srv.config), "--data-dir",
+    return subprocess.Popen([sys.executable, "-m", "mailpipe.ops", "--config", str(srv.config), "--data-dir",
                              str(srv.data_dir), "worker"], env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 

@@ -11,7 +11,7 @@ import subprocess
 
 import pytest
 
-from core.procs import pid_alive
+from mailpipe.core.procs import pid_alive
 from tests.support import ServeProcess, add_accounts, port_open, wait_for
 
 pytestmark = pytest.mark.slow

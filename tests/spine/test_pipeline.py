@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from core.clock import FakeClock
-from core.ids import new_queue_id
-from ops.config import Config
-from spool.model import Entry, Recipient, State
+from mailpipe.core.clock import FakeClock
+from mailpipe.core.ids import new_queue_id
+from mailpipe.core.config import Config
+from mailpipe.spool.model import Entry, Recipient, State
 from tests.support import fast_directory
-from workers.app import QUEUE_STAGES
-from workers.runtime import Runtime
-from workers.scheduler import Scheduler
+from mailpipe.workers.app import QUEUE_STAGES
+from mailpipe.workers.runtime import Runtime
+from mailpipe.workers.scheduler import Scheduler
 
 
 class Published(list):
@@ -76,7 +76,7 @@ def test_redelivered_and_duplicate_tasks_never_deliver_twice(rt):
     entry.stage = "local"
     entry.recipients[0].route, entry.recipients[0].mailboxes = "local", ["alice@example.test"]
     rt.spool.save(entry)
-    from workers.stages import local
+    from mailpipe.workers.stages import local
     local.run(rt, entry, rt.spool.message(qid2), False)           # the delivery that "crashed"
     assert len(delivered(rt, "alice")) == 2
     first = delivered(rt, "alice")[-1]
@@ -99,7 +99,7 @@ def test_poison_message_goes_dead_with_its_stage(rt):
 
 
 def test_unexpected_exception_moves_to_dead_not_void(rt, monkeypatch):
-    from workers import stages
+    from mailpipe.workers import stages
     monkeypatch.setitem(stages.STAGE_FUNCTIONS, "rules", lambda *a: 1 / 0)
     qid = spool_message(rt, "alice@example.test")
     rt.pipeline.run(qid, "smtp_in")
@@ -137,10 +137,10 @@ def test_mail_loop_is_stopped(rt):
 
 
 def test_remote_recipients_wait_deferred_and_scheduler_republishes_when_due(rt, monkeypatch):
-    from workers import stages
+    from mailpipe.workers import stages
 
     def unavailable(rt_, entry, message, recovering):          # relay is its own issue; keep it down here
-        from workers.deferral import defer
+        from mailpipe.workers.deferral import defer
         defer(rt_, entry, "remote", "relay not available", retry_after=300)
     monkeypatch.setitem(stages.STAGE_FUNCTIONS, "remote", unavailable)
     qid = spool_message(rt, "x@foreign.test")

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from kombu import Connection
 
-from ops.config import Config
-from workers import embedded_broker
-from workers.app import create_app, publish, queue_name
-from workers.publisher import celery_publish
+from mailpipe.core.config import Config
+from mailpipe.workers import embedded_broker
+from mailpipe.workers.app import create_app, publish, queue_name
+from mailpipe.workers.publisher import celery_publish
 
 
 def consume_all(data_dir, queue: str) -> list:

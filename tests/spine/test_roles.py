@@ -21,7 +21,7 @@ def test_ingress_alone_queues_then_stock_celery_worker_delivers(tmp_path):
     add_accounts(srv.data_dir, "example.test", ["alice"])
     env = {k: v for k, v in os.environ.items() if not k.startswith("MAILPIPE_")}
     env.update(MAILPIPE_CONFIG=str(srv.config), MAILPIPE_DATA_DIR=str(srv.data_dir))
-    ingress = subprocess.Popen([sys.executable, "-m", "ops", "ingress"], env=env,
+    ingress = subprocess.Popen([sys.executable, "-m", "mailpipe.ops", "ingress"], env=env,
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     worker = None
     try:
@@ -33,7 +33,7 @@ def test_ingress_alone_queues_then_stock_celery_worker_delivers(tmp_path):
         assert depth["smtp_in"] == 1 and status["spool"]["active"] == 1
         assert srv.delivered("alice@example.test") == []
         queues = "smtp_in,antivirus,spam,rules,route,local,remote"
-        worker = subprocess.Popen([sys.executable, "-m", "celery", "-A", "workers.celery_app", "worker", "-Q", queues,
+        worker = subprocess.Popen([sys.executable, "-m", "celery", "-A", "mailpipe.workers.celery_app", "worker", "-Q", queues,
                                    "-P", "threads", "-c", "2", "--without-mingle", "--without-gossip",
                                    "--without-heartbeat", "-l", "WARNING"], env=env,
                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

@@ -8,7 +8,7 @@ import uuid
 
 import pytest
 
-from ingress import replies
+from mailpipe.ingress import replies
 from tests.support import ServeProcess, add_accounts, free_port, wait_for
 
 pytestmark = pytest.mark.slow

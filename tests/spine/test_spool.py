@@ -7,10 +7,10 @@ import os
 
 import pytest
 
-from core.errors import SpoolFull
-from core.ids import is_queue_id, new_queue_id
-from spool.fs import FilesystemSpool
-from spool.model import Entry, Recipient, State
+from mailpipe.core.errors import SpoolFull
+from mailpipe.core.ids import is_queue_id, new_queue_id
+from mailpipe.spool.fs import FilesystemSpool
+from mailpipe.spool.model import Entry, Recipient, State
 
 
 def entry(qid: str | None = None) -> Entry:

@@ -14,7 +14,7 @@ this message crashed, so a stage with side effects must check what it already di
     remote     SMTP relay       (delivery/)
 """
 
-from workers.stages import filter_stage, local, remote, route, smtp_in
+from mailpipe.workers.stages import filter_stage, local, remote, route, smtp_in
 
 STAGE_FUNCTIONS = {
     "smtp_in": smtp_in.run,

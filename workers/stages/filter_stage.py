@@ -11,14 +11,14 @@ from __future__ import annotations
 import importlib
 import logging
 
-from filters.verdict import Action, FilterInput, Verdict
-from ops.config import Config
-from spool.model import Entry, Recipient, State
-from workers.deferral import defer
+from mailpipe.filters.verdict import Action, FilterInput, Verdict
+from mailpipe.core.config import Config
+from mailpipe.spool.model import Entry, Recipient, State
+from mailpipe.workers.deferral import defer
 
 log = logging.getLogger("mailpipe.filters")
 
-_MODULES = {"antivirus": "filters.antivirus", "spam": "filters.spam", "rules": "filters.rules"}
+_MODULES = {"antivirus": "mailpipe.filters.antivirus", "spam": "mailpipe.filters.spam", "rules": "mailpipe.filters.rules"}
 
 
 def _configured(config: Config, name: str) -> bool:

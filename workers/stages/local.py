@@ -11,9 +11,9 @@ import hashlib
 import logging
 import time
 
-from mailstore.maildir import deliver, maildir_path
-from ops import metrics
-from spool.model import Entry
+from mailpipe.mailstore.maildir import deliver, maildir_path
+from mailpipe.core import metrics
+from mailpipe.spool.model import Entry
 
 log = logging.getLogger("mailpipe.local")
 

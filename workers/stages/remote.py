@@ -29,11 +29,11 @@ from __future__ import annotations
 
 import logging
 
-from delivery.result import RecipientResult
-from delivery.retry import delay_warning_due, next_attempt
-from ops import metrics
-from spool.model import Entry, Recipient, State
-from workers import bounce
+from mailpipe.delivery.result import RecipientResult
+from mailpipe.delivery.retry import delay_warning_due, next_attempt
+from mailpipe.core import metrics
+from mailpipe.spool.model import Entry, Recipient, State
+from mailpipe.workers import bounce
 
 log = logging.getLogger("mailpipe.remote")
 

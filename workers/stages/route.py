@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import logging
 
-from core.errors import AccountError
-from spool.model import Entry
-from workers.bounce import bounce_local_failures
+from mailpipe.core.errors import AccountError
+from mailpipe.spool.model import Entry
+from mailpipe.workers.bounce import bounce_local_failures
 
 log = logging.getLogger("mailpipe.route")
 

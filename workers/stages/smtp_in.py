@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from delivery.relay import count_received
-from spool.model import Entry
-from workers.bounce import bounce_local_failures
+from mailpipe.delivery.relay import count_received
+from mailpipe.spool.model import Entry
+from mailpipe.workers.bounce import bounce_local_failures
 
 
 def run(rt, entry: Entry, message: bytes, recovering: bool) -> None:

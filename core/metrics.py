@@ -173,10 +173,10 @@ class SystemCollector:
         self.config = config
 
     def collect(self):
-        from ops.health import daemon_up
-        from ops.queues import stage_depths
-        from ops.watch import spool_summary
-        from spool.fs import FilesystemSpool
+        from mailpipe.ops.health import daemon_up
+        from mailpipe.ops.queues import stage_depths
+        from mailpipe.ops.watch import spool_summary
+        from mailpipe.spool.fs import FilesystemSpool
         depth = GaugeMetricFamily("mailpipe_queue_depth", "Messages ready in a stage queue", labels=["stage", "queue"])
         unacked = GaugeMetricFamily("mailpipe_queue_unacked", "Messages claimed by a worker", labels=["stage", "queue"])
         consumers = GaugeMetricFamily("mailpipe_queue_consumers", "Consumers of a stage queue", labels=["stage", "queue"])

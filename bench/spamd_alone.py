@@ -1,4 +1,4 @@
-"""``python -m ops.bench spamd_alone``: spamd's own throughput on the benchmark's messages.
+"""``python -m bench spamd_alone``: spamd's own throughput on the benchmark's messages.
 
 The reference for the filters benchmark: the same 5 KB messages the SMTP
 benchmark sends, checked straight with the SPAMC client from 2 threads (one
@@ -14,13 +14,13 @@ import threading
 import time
 from pathlib import Path
 
-from filters.spamc import SpamcClient
-from ops import avspam
-from ops.bench.smtp import make_message
+from mailpipe.filters.spamc import SpamcClient
+from tools import avspam
+from bench.smtp import make_message
 
 
 def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="python -m ops.bench spamd_alone")
+    parser = argparse.ArgumentParser(prog="python -m bench spamd_alone")
     parser.add_argument("-n", type=int, default=100)
     parser.add_argument("-c", type=int, default=2)
     parser.add_argument("-s", "--size", type=int, default=5120)

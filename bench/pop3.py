@@ -1,4 +1,4 @@
-"""``python -m ops.bench pop3``: POP3 sessions against a real Pop3Service in its own process.
+"""``python -m bench pop3``: POP3 sessions against a real Pop3Service in its own process.
 
 Each of C concurrent clients runs sessions of USER, PASS, STAT, LIST, RETR of
 every message, QUIT (the Dovecot reference in the shared baselines: 100 users
@@ -31,7 +31,7 @@ PASSWORD = "bench password"
 
 
 def _args(argv: list[str]) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m ops.bench pop3", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="python -m bench pop3", description=__doc__.split("\n\n")[0])
     p.add_argument("--concurrency", "-c", type=int, default=10)
     p.add_argument("--sessions", type=int, default=300)
     p.add_argument("--users", type=int, default=100)
@@ -53,8 +53,8 @@ def _message(user: int, number: int, size: int) -> bytes:
 def _setup(data: Path, args: argparse.Namespace) -> tuple[str, list[str]]:
     from argon2 import PasswordHasher
 
-    from mailstore.directory import Directory
-    from mailstore.maildir import ensure_maildir, maildir_path
+    from mailpipe.mailstore.directory import Directory
+    from mailpipe.mailstore.maildir import ensure_maildir, maildir_path
 
     db_url = f"sqlite:///{data / 'accounts.db'}"
     hasher = None if args.strong_hash else PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
@@ -74,10 +74,10 @@ def _setup(data: Path, args: argparse.Namespace) -> tuple[str, list[str]]:
 
 def _serve(data: str, db_url: str, conn) -> None:
     """Child process: run the service until told to stop; answer CPU questions."""
-    from access.pop3.server import Pop3Service
-    from core.tls import TlsContexts
-    from mailstore.directory import Directory
-    from ops.config import Config
+    from mailpipe.access.pop3.server import Pop3Service
+    from mailpipe.core.tls import TlsContexts
+    from mailpipe.mailstore.directory import Directory
+    from mailpipe.core.config import Config
 
     async def main() -> None:
         config = Config(data_dir=Path(data), pop3={"port": 0, "tls_port": 0, "max_connections": 10_000})

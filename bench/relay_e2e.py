@@ -1,4 +1,4 @@
-"""End-to-end relay benchmark: ``python -m ops.bench relay --e2e [options]``.
+"""End-to-end relay benchmark: ``python -m bench relay --e2e [options]``.
 
 Owns: a throw-away ``mailpipe serve`` (RabbitMQ by default, or the embedded
 broker) relaying to Postfix's ``smtp-sink`` on loopback through static routes
@@ -10,7 +10,7 @@ connection to the last message finished in the spool), p50/p99 queue time
 CPU ms per message of the mailpipe process tree (split into ingress and
 worker processes), RabbitMQ and smtp-sink.
 With ``--reference postfix`` the same load then goes through a throw-away
-Postfix (``ops/bench/postfix_ref.py``) to the same sink, in the same run.
+Postfix (``bench/postfix_ref.py``) to the same sink, in the same run.
 
 Must not: reuse a real data directory or vhost (both are created and removed),
 or run any loop without a bound in count and time.
@@ -30,11 +30,11 @@ import threading
 import time
 from pathlib import Path
 
-from ops.bench import procstats
+from bench import procstats
 
 
 def _args(argv: list[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m ops.bench relay --e2e", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m bench relay --e2e", description=__doc__.splitlines()[0])
     parser.add_argument("-n", "--messages", type=int, default=5000)
     parser.add_argument("-s", "--size", type=int, default=5120)
     parser.add_argument("-c", "--sessions", type=int, default=20, help="concurrent SMTP sessions")
@@ -67,7 +67,7 @@ def _message(i: int, size: int, rcpt: str) -> bytes:
 
 
 def _config(args, work: Path, sink_port: int, broker_url: str) -> Path:
-    from ops.bench.smtp import free_port
+    from bench.smtp import free_port
     routes = ", ".join(f'"d{i}.bench" = "127.0.0.1:{sink_port}"' for i in range(args.destinations))
     args.port = free_port()
     path = work / "bench.toml"
@@ -232,9 +232,9 @@ def _vhost() -> str:
 
 
 def _serve(config: Path, data_dir: Path, port: int) -> subprocess.Popen:
-    from ops.bench.smtp import _wait_port
+    from bench.smtp import _wait_port
     env = {k: v for k, v in os.environ.items() if not k.startswith("MAILPIPE_")}
-    proc = subprocess.Popen([sys.executable, "-m", "ops", "--config", str(config), "--data-dir", str(data_dir),
+    proc = subprocess.Popen([sys.executable, "-m", "mailpipe.ops", "--config", str(config), "--data-dir", str(data_dir),
                              "serve"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     _wait_port("127.0.0.1", port, 60)
     return proc
@@ -270,11 +270,11 @@ def _roles(pids: list[int]) -> dict[str, list[int]]:
 
 
 def _postfix(args, sink, sink_port: int) -> dict:
-    from ops.bench.postfix_ref import PostfixRef
-    from ops.bench.relay import _free_port
+    from bench.postfix_ref import PostfixRef
+    from bench.relay import _free_port
     args.port = _free_port()
     with PostfixRef(sink_port, args.port) as postfix:
-        from ops.bench.smtp import _wait_port
+        from bench.smtp import _wait_port
         _wait_port("127.0.0.1", args.port, 60)
         groups = lambda: {"postfix": procstats.tree([postfix.proc.pid]), "sink": [sink.pid]}  # noqa: E731
         probe = PostfixProbe(postfix)
@@ -284,7 +284,7 @@ def _postfix(args, sink, sink_port: int) -> dict:
 
 
 def main(argv: list[str]) -> int:
-    from ops.bench.relay import _free_port, _start_sink
+    from bench.relay import _free_port, _start_sink
     args = _args(argv)
     if not shutil.which(args.sink):
         print(f"smtp-sink not found at {args.sink} (Debian package postfix)", file=sys.stderr)

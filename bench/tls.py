@@ -1,6 +1,6 @@
 """TLS benchmark: plaintext MX vs implicit TLS + AUTH PLAIN submission, and TLS connection setup rate.
 
-    python -m ops.bench tls [-n 3000] [-s 5120] [-c 20] [--per-session 50] [--setups 1000]
+    python -m bench tls [-n 3000] [-s 5120] [-c 20] [--per-session 50] [--setups 1000]
 
 Starts a throw-away ``mailpipe serve`` (self-signed certificate, 100 users,
 free ports), then in one run measures, after a warm-up of each kind:
@@ -35,14 +35,14 @@ import threading
 import time
 from pathlib import Path
 
-from ops.bench import procstats
-from ops.bench.smtp import _bulk_users, _wait_port, count_delivered, free_port, make_message, percentile
+from bench import procstats
+from bench.smtp import _bulk_users, _wait_port, count_delivered, free_port, make_message, percentile
 
 PASSWORD = "pw"
 
 
 def start_server(args) -> tuple[subprocess.Popen, Path, dict]:
-    from ops.commands.tls import write_pair
+    from mailpipe.ops.commands.tls import write_pair
     data_dir = Path(tempfile.mkdtemp(prefix="mpbench-tls-"))
     cert, key = write_pair(data_dir / "tls", "mail.bench.test")
     ports = {"smtp": free_port(), "submission": free_port(), "smtps": free_port()}
@@ -56,7 +56,7 @@ def start_server(args) -> tuple[subprocess.Popen, Path, dict]:
         f'[imap]\nenabled = false\n[pop3]\nenabled = false\n[metrics]\nenabled = false\n'
         f'[worker]\nconcurrency = {args.worker_threads}\nprocesses = 1\n')
     env = dict(os.environ, MAILPIPE_DATA_DIR=str(data_dir))
-    mp = [sys.executable, "-m", "ops", "--config", str(config)]
+    mp = [sys.executable, "-m", "mailpipe.ops", "--config", str(config)]
     subprocess.run(mp + ["domain", "add", "bench.test"], env=env, check=True, capture_output=True)
     _bulk_users(data_dir, args.users)
     proc = subprocess.Popen(mp + ["serve"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -191,7 +191,7 @@ def measure(args) -> dict:
 
 
 def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="python -m ops.bench tls", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m bench tls", description=__doc__.split("\n")[0])
     parser.add_argument("-n", type=int, default=3000, help="messages per variant")
     parser.add_argument("-s", "--size", type=int, default=5120)
     parser.add_argument("-c", type=int, default=20, help="concurrent sessions")

@@ -1,10 +1,10 @@
-"""Filters against pass-through, in alternating pairs: ``python -m ops.bench filter_ratio``.
+"""Filters against pass-through, in alternating pairs: ``python -m bench filter_ratio``.
 
 Issue 3's target is a ratio of two end-to-end rates (anti-virus + rules
 against pass-through, both on RabbitMQ). On a shared machine one run moves by
 up to 40 %, so a single pair says little and the run that always comes first
 inherits whatever the previous clean-up left behind. This runs ``--pairs``
-pairs of ``python -m ops.bench smtp --start`` runs in ABBA order (pass-through
+pairs of ``python -m bench smtp --start`` runs in ABBA order (pass-through
 first in even pairs, filters first in odd ones), each its own throw-away
 server, and prints every pair's rates and ratio, and the median ratio.
 
@@ -21,13 +21,13 @@ import subprocess
 import sys
 
 
-#: CPU per message in each run, by part (ops.bench.smtp's keys)
+#: CPU per message in each run, by part (bench.smtp's keys)
 CPU_PARTS = {"server": "server_cpu_ms_per_msg", "ingress": "ingress_cpu_ms_per_msg", "broker": "broker_cpu_ms_per_msg",
              "workers": "workers_and_daemons_cpu_ms_per_msg", "daemons": "daemons_cpu_ms_per_msg"}
 
 
 def one_run(filters: str, extra: list[str]) -> dict:
-    argv = [sys.executable, "-m", "ops.bench", "smtp", "--start", *extra]
+    argv = [sys.executable, "-m", "bench", "smtp", "--start", *extra]
     if filters:
         argv += ["--filters", filters]
     done = subprocess.run(argv, capture_output=True, text=True, check=False)
@@ -37,7 +37,7 @@ def one_run(filters: str, extra: list[str]) -> dict:
 
 
 def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="python -m ops.bench filter_ratio", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m bench filter_ratio", description=__doc__.split("\n")[0])
     parser.add_argument("--pairs", type=int, default=4)
     parser.add_argument("--filters", default="antivirus,rules")
     parser.add_argument("smtp_args", nargs="*", help="options for each smtp run (after --)")

@@ -22,7 +22,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
-from core.errors import ConfigError
+from mailpipe.core.errors import ConfigError
 
 EMBEDDED_BROKER = "spool://"
 STAGES = ("antivirus", "spam", "rules", "route", "local", "remote")
@@ -83,7 +83,7 @@ class WorkerConfig(Section):
 
 def _daemon_url(value: str | None) -> str | None:
     """clamd/spamd address: "tcp://host:port" or "unix:/path" (checked when the config is loaded)."""
-    from filters.endpoint import parse_endpoint
+    from mailpipe.core.endpoint import parse_endpoint
     if value is not None:
         try:
             parse_endpoint(value)

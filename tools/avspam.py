@@ -8,8 +8,8 @@ both daemons, waiting until both answer PING, and stopping them by PID.
 
 Usage::
 
-    python -m ops.avspam start DIR [--clamd-port N] [--spamd-port N]   # prints shell env lines
-    python -m ops.avspam stop DIR
+    python -m tools.avspam start DIR [--clamd-port N] [--spamd-port N]   # prints shell env lines
+    python -m tools.avspam stop DIR
 
 Ports default to free ephemeral ones. Keep DIR short: unix socket paths must
 stay below 108 bytes. Must not: touch system daemons or ``/etc``.
@@ -31,10 +31,10 @@ from pathlib import Path
 
 import clamd as clamd_pkg
 
-from core.errors import FilterUnavailable
-from core.procs import pid_alive
-from filters.clamd_client import ClamdClient
-from filters.spamc import SpamcClient
+from mailpipe.core.errors import FilterUnavailable
+from mailpipe.core.procs import pid_alive
+from mailpipe.filters.clamd_client import ClamdClient
+from mailpipe.filters.spamc import SpamcClient
 
 #: ASCII marker detected as ``Custom.Test.Marker`` - lets tests build infected archives without EICAR
 TEST_MARKER = b"MAILSRV-TEST-MALWARE-MARKER-7f3a9c"
@@ -245,7 +245,7 @@ def wait_clamd(url: str, timeout: float = START_TIMEOUT) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m ops.avspam", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m tools.avspam", description=__doc__.split("\n\n")[0])
     parser.add_argument("command", choices=("start", "stop"))
     parser.add_argument("dir", type=Path)
     parser.add_argument("--clamd-port", type=int, default=0)

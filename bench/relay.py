@@ -1,4 +1,4 @@
-"""Relay component benchmark: ``python -m ops.bench relay [options]``.
+"""Relay component benchmark: ``python -m bench relay [options]``.
 
 Owns: starting Postfix's ``smtp-sink`` on a free loopback port, pushing N
 messages of S bytes through ``delivery.relay.Relay.deliver_message`` from T
@@ -8,7 +8,7 @@ message of this process and of smtp-sink.
 
 Must not: touch the spool or the broker. This measures the relay component
 alone (SMTP client, pooling, limits); the end-to-end figure through the
-pipeline and RabbitMQ is ``--e2e`` (``ops/bench/relay_e2e.py``).
+pipeline and RabbitMQ is ``--e2e`` (``bench/relay_e2e.py``).
 """
 
 from __future__ import annotations
@@ -23,12 +23,12 @@ import sys
 import threading
 import time
 
-from delivery.relay import Relay
-from ops.config import DnsConfig, RelayConfig
+from mailpipe.delivery.relay import Relay
+from mailpipe.core.config import DnsConfig, RelayConfig
 
 
 def _args(argv: list[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m ops.bench relay", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m bench relay", description=__doc__.splitlines()[0])
     parser.add_argument("--messages", type=int, default=5000)
     parser.add_argument("--size", type=int, default=5120, help="message size in bytes")
     parser.add_argument("--threads", type=int, default=20, help="concurrent deliveries")
@@ -102,7 +102,7 @@ def _run(relay: Relay, args: argparse.Namespace) -> tuple[list[float], int]:
 
 def main(argv: list[str]) -> int:
     if "--e2e" in argv:                    # the end-to-end benchmark through `mailpipe serve`
-        from ops.bench import relay_e2e
+        from bench import relay_e2e
         return relay_e2e.main([a for a in argv if a != "--e2e"])
     args = _args(argv)
     if not shutil.which(args.sink):

@@ -13,7 +13,7 @@ import socket
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from core.errors import ConfigError
+from mailpipe.core.errors import ConfigError
 
 #: sun_path holds 108 bytes including the terminating NUL
 MAX_UNIX_PATH = 107

@@ -1,4 +1,4 @@
-"""Dispatch ``python -m ops.bench NAME ...`` to ``ops.bench.NAME.main``."""
+"""Dispatch ``python -m bench NAME ...`` to ``bench.NAME.main``."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ NAMES = ("smtp", "filters", "filter_ratio", "spamd_alone", "relay", "tls", "imap
 
 def main(argv: list[str]) -> int:
     if not argv or argv[0] not in NAMES:
-        print(f"usage: python -m ops.bench {{{'|'.join(NAMES)}}} [options]  (--help per benchmark)", file=sys.stderr)
+        print(f"usage: python -m bench {{{'|'.join(NAMES)}}} [options]  (--help per benchmark)", file=sys.stderr)
         return 2
-    module = importlib.import_module(f"ops.bench.{argv[0]}")
+    module = importlib.import_module(f"bench.{argv[0]}")
     return module.main(argv[1:])
 
 

@@ -1,4 +1,4 @@
-"""``python -m ops.bench filters``: the SMTP benchmark with the real filters on.
+"""``python -m bench filters``: the SMTP benchmark with the real filters on.
 
 Defaults: 300 messages of 5 KB over 4 sessions, antivirus + spam + rules, real
 clamd and spamd started for the run; prints end-to-end rate and per-stage
@@ -7,7 +7,7 @@ latency. ``--filters antivirus,rules`` measures the pipeline without spamd.
 
 from __future__ import annotations
 
-from ops.bench import smtp
+from bench import smtp
 
 
 def main(argv: list[str]) -> int:

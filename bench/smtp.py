@@ -1,7 +1,7 @@
 """SMTP benchmark: N messages of S bytes over C concurrent sessions, accept and end-to-end rates.
 
-    python -m ops.bench smtp --start [--broker embedded|rabbitmq] [-n 5000] [-s 5120] [-c 20]
-    python -m ops.bench smtp --port 2525 --data-dir DIR --server-pid PID ...   (a server already running)
+    python -m bench smtp --start [--broker embedded|rabbitmq] [-n 5000] [-s 5120] [-c 20]
+    python -m bench smtp --port 2525 --data-dir DIR --server-pid PID ...   (a server already running)
 
 With ``--start`` it creates a throw-away data directory (and RabbitMQ vhost),
 100 users, starts ``mailpipe serve`` on free ports, measures and stops it.
@@ -27,7 +27,7 @@ import threading
 import time
 from pathlib import Path
 
-from ops.bench import procstats
+from bench import procstats
 
 
 def make_message(index: int, size: int, rcpt: str) -> bytes:
@@ -145,13 +145,13 @@ def stage_latencies(data_dir: Path) -> dict:
 
 
 def filter_toml(args, data_dir: Path) -> str:
-    """Config lines for the real filters asked for with --filters (daemons from ops.avspam)."""
+    """Config lines for the real filters asked for with --filters (daemons from tools.avspam)."""
     if not args.filters:
         return ""
     wanted = set(args.filters.split(","))
     lines = [f"[pipeline]\nfilters = {json.dumps(sorted(wanted, key=['antivirus', 'spam', 'rules'].index))}\n"]
     if wanted & {"antivirus", "spam"}:
-        from ops import avspam
+        from tools import avspam
         args.daemons_dir = Path(tempfile.mkdtemp(prefix="mpav"))
         if "spam" in wanted:
             daemons = avspam.start(args.daemons_dir)
@@ -193,7 +193,7 @@ def start_server(args) -> tuple[subprocess.Popen, Path, str | None, dict]:
                       f'[imap]\nenabled = false\n[pop3]\nenabled = false\n[metrics]\nenabled = false\n'
                       f'[worker]\nconcurrency = {args.worker_threads}\nprocesses = {args.worker_processes}\nnice = {args.worker_nice}\n'
                       + filter_toml(args, data_dir))
-    mp = [sys.executable, "-m", "ops", "--config", str(config)]
+    mp = [sys.executable, "-m", "mailpipe.ops", "--config", str(config)]
     subprocess.run(mp + ["domain", "add", "bench.test"], env=env, check=True, capture_output=True)
     _bulk_users(data_dir, args.users)
     proc = subprocess.Popen(mp + ["serve"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -205,7 +205,7 @@ def _bulk_users(data_dir: Path, users: int) -> None:
     """Add the users directly, with a cheap argon2 cost (benchmark accounts only)."""
     from argon2 import PasswordHasher
 
-    from mailstore.directory import Directory
+    from mailpipe.mailstore.directory import Directory
     directory = Directory(f"sqlite:///{data_dir.resolve() / 'mailpipe.db'}",
                           hasher=PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1))
     existing = set(directory.users())
@@ -227,7 +227,7 @@ def _wait_port(host: str, port: int, timeout: float) -> None:
 
 
 def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="python -m ops.bench smtp", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m bench smtp", description=__doc__.split("\n")[0])
     parser.add_argument("--start", action="store_true", help="start a throw-away server")
     parser.add_argument("--broker", choices=["embedded", "rabbitmq"], default="embedded")
     parser.add_argument("--host", default="127.0.0.1")
@@ -249,7 +249,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--publish-threads", type=int, default=None, help="[ingress] publish_threads")
     parser.add_argument("--worker-nice", type=int, default=10, help="[worker] nice of the started server")
     parser.add_argument("--filters", default="", help="real filters to run: antivirus,spam,rules "
-                        "(clamd/spamd started with ops.avspam; their CPU is counted)")
+                        "(clamd/spamd started with tools.avspam; their CPU is counted)")
     args = parser.parse_args(argv)
     args.daemons_dir, args.daemon_pids = None, []
     proc = vhost = None
@@ -285,7 +285,7 @@ def main(argv: list[str]) -> int:
         if vhost:
             subprocess.run(["rabbitmqctl", "delete_vhost", vhost], capture_output=True)
         if args.daemons_dir:
-            from ops import avspam
+            from tools import avspam
             avspam.stop(args.daemons_dir)
             shutil.rmtree(args.daemons_dir, ignore_errors=True)
     return 0

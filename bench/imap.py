@@ -1,4 +1,4 @@
-"""IMAP benchmark: ``python -m ops.bench imap [--clients C] [--sessions N] ...``.
+"""IMAP benchmark: ``python -m bench imap [--clients C] [--sessions N] ...``.
 
 Builds a throwaway data dir (users, Maildirs filled through
 ``mailstore.maildir.deliver``), starts the IMAP service in a separate server
@@ -28,7 +28,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from ops.bench.procstats import cpu_seconds
+from bench.procstats import cpu_seconds
 
 DOMAIN = "bench.test"
 PASSWORD = "benchpw"
@@ -46,8 +46,8 @@ def _message(i: int, size: int) -> bytes:
 
 
 def _populate(data: Path, users: int, messages: int, size: int) -> list[str]:
-    from mailstore.directory import Directory
-    from mailstore.maildir import deliver, maildir_path
+    from mailpipe.mailstore.directory import Directory
+    from mailpipe.mailstore.maildir import deliver, maildir_path
     directory = Directory(f"sqlite:///{data}/mailpipe.db")
     directory.add_domain(DOMAIN)
     names = [f"user{u}@{DOMAIN}" for u in range(users)]
@@ -66,10 +66,10 @@ def _serve(data: str, portfile: str) -> None:
     """Server process: the real ImapService on 127.0.0.1:0; writes its port to `portfile`."""
     import asyncio
 
-    from access.imap.server import ImapService
-    from core.tls import TlsContexts
-    from mailstore.directory import Directory
-    from ops.config import Config
+    from mailpipe.access.imap.server import ImapService
+    from mailpipe.core.tls import TlsContexts
+    from mailpipe.mailstore.directory import Directory
+    from mailpipe.core.config import Config
 
     async def main() -> None:
         config = Config(data_dir=Path(data), imap={"port": 0, "tls_port": 0, "max_connections_per_ip": 1000})
@@ -128,7 +128,7 @@ def _client_worker(args) -> tuple[int, int, list[float]]:
 
 def _start_server(data: Path) -> tuple[subprocess.Popen, int]:
     portfile = data / "port"
-    proc = subprocess.Popen([sys.executable, "-c", f"from ops.bench.imap import _serve; _serve({str(data)!r}, {str(portfile)!r})"])
+    proc = subprocess.Popen([sys.executable, "-c", f"from bench.imap import _serve; _serve({str(data)!r}, {str(portfile)!r})"])
     deadline = time.monotonic() + 30
     while not portfile.exists():
         if time.monotonic() > deadline or proc.poll() is not None:
@@ -170,8 +170,8 @@ def run_load(opts) -> dict:
 
 def run_big(count: int) -> dict:
     """SELECT timing of one `count`-message mailbox, in-process (storage + view), first and second open."""
-    from access.imap.selected import View
-    from mailstore.maildir import ensure_maildir
+    from mailpipe.access.imap.selected import View
+    from mailpipe.mailstore.maildir import ensure_maildir
     with tempfile.TemporaryDirectory(prefix="mailpipe-imap-big-") as tmp:
         root = Path(tmp) / "Maildir"
         ensure_maildir(root)
@@ -189,7 +189,7 @@ def run_big(count: int) -> dict:
 
 
 def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="python -m ops.bench imap", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m bench imap", description=__doc__.split("\n\n")[0])
     parser.add_argument("--clients", type=int, default=10)
     parser.add_argument("--sessions", type=int, default=300)
     parser.add_argument("--users", type=int, default=10)
