@@ -29,7 +29,6 @@ import threading
 from pathlib import Path
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, values
-from prometheus_client.core import GaugeMetricFamily
 
 log = logging.getLogger("mailpipe.metrics")
 
@@ -163,43 +162,3 @@ def reject_reason(reply: str) -> str:
     if len(parts) > 1 and parts[1].count(".") == 2 and parts[1].replace(".", "").isdigit():
         return parts[1]
     return parts[0][:3] if parts else "unknown"
-
-
-# -- scrape-time gauges ------------------------------------------------------
-class SystemCollector:
-    """Queue depths, spool counts and size, oldest deferred age, clamd/spamd availability."""
-
-    def __init__(self, config) -> None:
-        self.config = config
-
-    def collect(self):
-        from mailpipe.ops.health import daemon_up
-        from mailpipe.ops.queues import stage_depths
-        from mailpipe.ops.watch import spool_summary
-        from mailpipe.spool.fs import FilesystemSpool
-        depth = GaugeMetricFamily("mailpipe_queue_depth", "Messages ready in a stage queue", labels=["stage", "queue"])
-        unacked = GaugeMetricFamily("mailpipe_queue_unacked", "Messages claimed by a worker", labels=["stage", "queue"])
-        consumers = GaugeMetricFamily("mailpipe_queue_consumers", "Consumers of a stage queue", labels=["stage", "queue"])
-        for q in stage_depths(self.config):
-            for family, value in ((depth, q.depth), (unacked, q.unacked), (consumers, q.consumers)):
-                if value is not None:
-                    family.add_metric([q.stage, q.queue], value)
-        yield from (depth, unacked, consumers)
-        summary = spool_summary(FilesystemSpool(self.config.data_dir / "spool"), _now())
-        states = GaugeMetricFamily("mailpipe_spool_messages", "Spool entries by state", labels=["state"])
-        for state, count in summary.counts.items():
-            states.add_metric([state], count)
-        yield states
-        yield GaugeMetricFamily("mailpipe_spool_bytes", "Bytes of message bodies in the spool",
-                                value=summary.bytes)
-        yield GaugeMetricFamily("mailpipe_oldest_deferred_age_seconds", "Age of the oldest deferred message",
-                                value=summary.oldest_deferred_age)
-        up = GaugeMetricFamily("mailpipe_filter_daemon_up", "1 if the daemon answers PING", labels=["daemon"])
-        for name, ok in daemon_up(self.config).items():
-            up.add_metric([name], 1.0 if ok else 0.0)
-        yield up
-
-
-def _now() -> float:
-    import time
-    return time.time()

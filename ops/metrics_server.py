@@ -15,14 +15,50 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.multiprocess import MultiProcessCollector
 
 from mailpipe.core import metrics
 
 log = logging.getLogger("mailpipe.metrics")
+
+
+class SystemCollector:
+    """Queue depths, spool counts and size, oldest deferred age, clamd/spamd availability."""
+
+    def __init__(self, config) -> None:
+        self.config = config
+
+    def collect(self):
+        from mailpipe.ops.health import daemon_up
+        from mailpipe.ops.queues import stage_depths
+        from mailpipe.ops.watch import spool_summary
+        from mailpipe.spool.fs import FilesystemSpool
+        depth = GaugeMetricFamily("mailpipe_queue_depth", "Messages ready in a stage queue", labels=["stage", "queue"])
+        unacked = GaugeMetricFamily("mailpipe_queue_unacked", "Messages claimed by a worker", labels=["stage", "queue"])
+        consumers = GaugeMetricFamily("mailpipe_queue_consumers", "Consumers of a stage queue", labels=["stage", "queue"])
+        for q in stage_depths(self.config):
+            for family, value in ((depth, q.depth), (unacked, q.unacked), (consumers, q.consumers)):
+                if value is not None:
+                    family.add_metric([q.stage, q.queue], value)
+        yield from (depth, unacked, consumers)
+        summary = spool_summary(FilesystemSpool(self.config.data_dir / "spool"), time.time())
+        states = GaugeMetricFamily("mailpipe_spool_messages", "Spool entries by state", labels=["state"])
+        for state, count in summary.counts.items():
+            states.add_metric([state], count)
+        yield states
+        yield GaugeMetricFamily("mailpipe_spool_bytes", "Bytes of message bodies in the spool",
+                                value=summary.bytes)
+        yield GaugeMetricFamily("mailpipe_oldest_deferred_age_seconds", "Age of the oldest deferred message",
+                                value=summary.oldest_deferred_age)
+        up = GaugeMetricFamily("mailpipe_filter_daemon_up", "1 if the daemon answers PING", labels=["daemon"])
+        for name, ok in daemon_up(self.config).items():
+            up.add_metric([name], 1.0 if ok else 0.0)
+        yield up
 
 
 class Exposition:
@@ -42,7 +78,7 @@ class Exposition:
             self.registries.append(metrics._registry)
         if system:
             gauges = CollectorRegistry()
-            gauges.register(metrics.SystemCollector(config))
+            gauges.register(SystemCollector(config))
             self.registries.append(gauges)
 
     def render(self) -> bytes:

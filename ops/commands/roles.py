@@ -31,7 +31,7 @@ def serve(ctx: Context) -> None:
 @pass_ctx
 def worker(ctx: Context, stages: str, concurrency: int | None, prefetch: int | None, name: str | None) -> None:
     """Run one Celery worker on exactly the given stages' queues."""
-    from mailpipe.workers.main import parse_stages, run_worker
+    from mailpipe.ops.worker import parse_stages, run_worker
     try:
         chosen = parse_stages(stages)
     except ValueError as exc:

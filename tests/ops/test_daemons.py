@@ -12,7 +12,7 @@ import pytest
 from mailpipe.ops import health
 from tools import avspam
 from mailpipe.core.config import Config
-from mailpipe.core.metrics import SystemCollector
+from mailpipe.ops.metrics_server import SystemCollector
 from tests.ops import procs
 
 

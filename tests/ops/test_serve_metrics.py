@@ -111,7 +111,7 @@ def test_health_fails_naming_clamd_on_a_closed_port(flow):
 def test_metrics_report_clamd_down_when_configured_but_closed(flow, tmp_path):
     """The daemon gauge is computed at scrape time from the scraping process's config."""
     from mailpipe.core.config import load
-    from mailpipe.core.metrics import SystemCollector
+    from mailpipe.ops.metrics_server import SystemCollector
     closed = procs.free_port()
     config = load(flow.config, antivirus={"clamd": f"tcp://127.0.0.1:{closed}"})
     families = {f.name: f for f in SystemCollector(config).collect()}

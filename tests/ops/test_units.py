@@ -151,7 +151,8 @@ def test_grafana_dashboard_only_uses_metrics_mailpipe_exports(tmp_path):
 
     from prometheus_client import CollectorRegistry
 
-    from mailpipe.core.metrics import SystemCollector, _Metrics
+    from mailpipe.core.metrics import _Metrics
+    from mailpipe.ops.metrics_server import SystemCollector
     registry = CollectorRegistry()
     _Metrics(registry)
     exported = set()

@@ -40,7 +40,7 @@ def run_worker(config: Config, stages: list[str], *, concurrency: int | None = N
             "-n", f"{node}@%h", "--without-mingle", "--without-gossip", "-l", config.log_level]
     if config.embedded_broker:
         argv.append("--without-heartbeat")
-    from mailpipe.ops import health, metrics_server
+    from mailpipe.ops import health, metrics_server  # noqa: PLC0415 (the roof, started last)
     health.start_heartbeat(config, stages)         # liveness for `mailpipe health` (embedded broker)
     metrics_server.role_started(config, "worker")  # own /metrics unless `serve` collects
     worker_ready.connect(lambda **_: _reload_rules_on_sighup(app), weak=False)
