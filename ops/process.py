@@ -39,7 +39,7 @@ def raise_descriptor_limit() -> int:
         except (ValueError, OSError) as exc:
             log.warning("descriptor limit: cannot raise %d to %d (%s)", soft, hard, exc)
             return soft
-    log.info("descriptor limit: %d (was %d, hard %d)", hard, soft, hard)
+    log.info("descriptor limit: %d%s", hard, f" (raised from {soft})" if soft != hard else " (the hard limit)")
     return hard
 
 

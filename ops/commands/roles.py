@@ -17,9 +17,9 @@ def _start(ctx: Context, role: str) -> tuple[int, int] | None:
     """Common start of every role: logging, descriptor limit, usable data directory and
     database (one line if not), and the user to switch to once the ports are bound."""
     logs.setup(ctx.config.log_level, role)
-    process.raise_descriptor_limit()
     ctx.data_path()
     datadir.check_database(ctx.config.db_url)
+    process.raise_descriptor_limit()
     return process.target_ids(ctx.config)
 
 
