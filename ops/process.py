@@ -77,6 +77,14 @@ def target_ids(config: Config) -> tuple[int, int] | None:
     return entry.pw_uid, _group_id(config.process.group, entry.pw_gid)
 
 
+def check_serve(config: Config) -> None:
+    """What ``serve`` cannot do with a user switch: SO_REUSEPORT joins only sockets of one
+    user, so extra ingress children (run as the user) could not share root's ports."""
+    if os.geteuid() == 0 and config.process.user is not None and config.ingress.processes > 1:
+        raise StartupError("[process] user with [ingress] processes > 1: start serve as that user instead "
+                           "(ports below 1024 need CAP_NET_BIND_SERVICE, as in the systemd units)")
+
+
 def _group_id(group: str | None, default: int) -> int:
     if group is None:
         return default

@@ -41,7 +41,6 @@ from mailpipe.ingress.server import IngressContext, start_ingress
 from mailpipe.mailstore.directory import Directory
 from mailpipe.core import metrics
 from mailpipe.ops import metrics_server, process
-from mailpipe.ops.datadir import StartupError
 from mailpipe.core.config import Config
 from mailpipe.spool.fs import FilesystemSpool
 from mailpipe.workers.app import QUEUE_STAGES, create_app, ingress_publishers, publish, queue_name
@@ -237,10 +236,6 @@ def end_stale_children(config: Config) -> None:
 
 
 def serve(config: Config, config_path: str | None, ids: tuple[int, int] | None = None) -> None:
-    if ids is not None and config.ingress.processes > 1:
-        # SO_REUSEPORT joins only sockets of one user: children could not share root's ports
-        raise StartupError("[process] user with [ingress] processes > 1: start serve as that user instead "
-                           "(ports below 1024 need CAP_NET_BIND_SERVICE, as in the systemd units)")
     config.data_dir.mkdir(parents=True, exist_ok=True)
     end_stale_children(config)
     eventloop.run(Server(config, config_path, ids).run(), config.event_loop)

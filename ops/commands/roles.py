@@ -17,10 +17,11 @@ def _start(ctx: Context, role: str) -> tuple[int, int] | None:
     """Common start of every role: logging, descriptor limit, usable data directory and
     database (one line if not), and the user to switch to once the ports are bound."""
     logs.setup(ctx.config.log_level, role)
+    ids = process.target_ids(ctx.config)
     ctx.data_path()
     datadir.check_database(ctx.config.db_url)
     process.raise_descriptor_limit()
-    return process.target_ids(ctx.config)
+    return ids
 
 
 @click.command()
@@ -33,6 +34,7 @@ def serve(ctx: Context) -> None:
     children an earlier serve of the same data directory left behind.
     """
     from mailpipe.ops.serve import serve as run
+    process.check_serve(ctx.config)
     ids = _start(ctx, "mailpipe")
     run(ctx.config, ctx.config_path, ids)
 
