@@ -129,3 +129,36 @@ def test_serve_log_starts_clean_and_a_port_probe_is_not_an_early_talker(tmp_path
     assert "descriptor limit: " in log
     if os.geteuid() == 0:
         assert log.count("[process] user") == 1, log
+
+
+@pytest.mark.rabbitmq
+def test_serve_restarted_after_kill_9_on_rabbitmq_runs_one_worker_that_stays(tmp_path):
+    """The orphan used to hold the node's pidbox queue: the new worker exited every ~2 s
+    with ``405 RESOURCE_LOCKED`` until the orphan was killed by hand."""
+    from tests.support import drop_vhost, rabbitmq_vhost
+    vhost = rabbitmq_vhost()
+    server = ServeProcess(tmp_path, broker_url=f"amqp://guest:guest@127.0.0.1:5672/{vhost}")
+    add_accounts(server.data_dir, "example.test", ["alice"])
+    children: list[int] = []
+    try:
+        server.start()
+        children = wait_for(lambda: children_of(server.proc.pid), 30, what="the worker")
+        send(server, "first")
+        wait_for(lambda: len(server.delivered("alice@example.test")) == 1, 60, what="the first delivery")
+        server.proc.send_signal(signal.SIGKILL)
+        server.proc.wait(10)
+        mark = len(server.log.read_text())
+        server._log.close()
+        server.start()
+        send(server, "second")
+        wait_for(lambda: len(server.delivered("alice@example.test")) == 2, 60, what="the second delivery")
+        worker = children_of(server.proc.pid)
+        assert len(worker) == 1 and all(gone(pid) for pid in children)
+        after = server.log.read_text()[mark:]
+        assert "RESOURCE_LOCKED" not in after and "restarting" not in after, after[-3000:]
+    finally:
+        server.stop()
+        for pid in children:
+            if not gone(pid) and str(tmp_path).encode() in Path(f"/proc/{pid}/cmdline").read_bytes():
+                os.kill(pid, signal.SIGKILL)
+        drop_vhost(vhost)
