@@ -64,17 +64,19 @@ def is_child() -> bool:
 def target_ids(config: Config) -> tuple[int, int] | None:
     """(uid, gid) to run as, or None when no switch is due (not root, or no user set)."""
     user = config.process.user
-    if os.geteuid() != 0:
-        return None
-    if user is None:
-        if not is_child():
-            log.warning(ROOT_WARNING)
+    if os.geteuid() != 0 or user is None:
         return None
     try:
         entry = pwd.getpwuid(int(user)) if user.isdigit() else pwd.getpwnam(user)
     except KeyError:
         raise StartupError(f"[process] user = {user!r}: no such user") from None
     return entry.pw_uid, _group_id(config.process.group, entry.pw_gid)
+
+
+def warn_if_root(config: Config) -> None:
+    """One warning line when root has no user to switch to (not repeated by serve's children)."""
+    if os.geteuid() == 0 and config.process.user is None and not is_child():
+        log.warning(ROOT_WARNING)
 
 
 def check_serve(config: Config) -> None:

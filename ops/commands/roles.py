@@ -20,6 +20,7 @@ def _start(ctx: Context, role: str) -> tuple[int, int] | None:
     ids = process.target_ids(ctx.config)
     ctx.data_path()
     datadir.check_database(ctx.config.db_url)
+    process.warn_if_root(ctx.config)
     process.raise_descriptor_limit()
     return ids
 
