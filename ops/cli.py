@@ -96,7 +96,7 @@ def main() -> None:
     except MailpipeError as exc:
         _fail(str(exc))
     except OSError as exc:                  # a file mailpipe needs: name it, no traceback
-        _fail(f"{exc.filename or 'file'}: {exc.strerror or exc}")
+        _fail(f"{exc.filename}: {exc.strerror or exc}" if exc.filename else str(exc.strerror or exc))
     except Exception as exc:
         from sqlalchemy.exc import SQLAlchemyError
         if not isinstance(exc, SQLAlchemyError):

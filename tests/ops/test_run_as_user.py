@@ -118,3 +118,19 @@ def test_unknown_process_user_is_one_line(tmp_path):
     result = server.cli("serve", check=False)
     lines = result.stderr.decode().strip().splitlines()
     assert result.returncode == 1 and len(lines) == 1 and "no-such-user-here" in lines[0], lines
+
+
+@pytest.mark.parametrize("command", [["domain", "add", "x.test"], ["queue", "status"],
+                                     ["tls", "selfsigned", "mx.x.test"], ["serve"]])
+def test_unwritable_data_directory_is_one_line(world_readable_root, command):
+    """Issue 17 item 14: a data directory the user may not write, for a real unprivileged user."""
+    python = system_venv(world_readable_root)
+    data = world_readable_root / "data"
+    data.mkdir(mode=0o755)                                  # root's; nobody may only read it
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MAILPIPE_")}
+    result = subprocess.run([str(python), "-m", "mailpipe.ops", "--data-dir", str(data), *command],
+                            user="nobody", group="nogroup", extra_groups=[], cwd="/", env=env,
+                            capture_output=True, text=True, timeout=60)
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 1 and len(lines) == 1, result.stderr
+    assert str(data) in lines[0] and "not writable" in lines[0], lines
