@@ -53,8 +53,8 @@ def test_kill_9_of_serve_takes_its_children_with_it(tmp_path):
     try:
         children = wait_for(lambda: len(children_of(server.proc.pid)) >= 2 and children_of(server.proc.pid),
                             30, what="worker and ingress children")
-        send(server, "before")
-        wait_for(lambda: len(server.delivered("alice@example.test")) == 1, 30, what="a delivery")
+        send(server, "before")                    # the worker is up and working (slow under load)
+        wait_for(lambda: len(server.delivered("alice@example.test")) == 1, 90, what="a delivery")
         server.proc.send_signal(signal.SIGKILL)
         server.proc.wait(10)
         wait_for(lambda: all(gone(pid) for pid in children), 30, what=f"children {children} to end")
