@@ -204,6 +204,11 @@ class MetricsConfig(Section):
     peers: list[str] = []                      #: other roles' "host:port" endpoints `queue status` sums for in/out rates
 
 
+class ProcessConfig(Section):
+    user: str | None = None     #: started as root: after binding its ports, every process runs as this user (name or uid); None = stay as started (a warning when root)
+    group: str | None = None    #: with `user`: this group (name or gid); None = the user's primary group
+
+
 class Config(BaseSettings):
     """The whole configuration. Every key has a default; see README for the file form."""
 
@@ -232,6 +237,7 @@ class Config(BaseSettings):
     imap: ImapConfig = ImapConfig()
     pop3: Pop3Config = Pop3Config()
     metrics: MetricsConfig = MetricsConfig()
+    process: ProcessConfig = ProcessConfig()
 
     @classmethod
     def settings_customise_sources(

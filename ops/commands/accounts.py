@@ -30,6 +30,7 @@ def domain() -> None:
 @click.argument("name")
 @pass_ctx
 def domain_add(ctx: Context, name: str) -> None:
+    """Add NAME as a local domain: mail to it is delivered here."""
     try:
         ctx.directory().add_domain(name)
     except AccountError as exc:
@@ -40,6 +41,7 @@ def domain_add(ctx: Context, name: str) -> None:
 @domain.command("list")
 @pass_ctx
 def domain_list(ctx: Context) -> None:
+    """List the local domains."""
     for name in ctx.directory().domains():
         click.echo(name)
 
@@ -48,6 +50,7 @@ def domain_list(ctx: Context) -> None:
 @click.argument("name")
 @pass_ctx
 def domain_del(ctx: Context, name: str) -> None:
+    """Remove the local domain NAME (mailboxes on disk are kept)."""
     try:
         ctx.directory().remove_domain(name)
     except AccountError as exc:
@@ -65,6 +68,7 @@ def user() -> None:
 @click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
 @pass_ctx
 def user_add(ctx: Context, address: str, password_stdin: bool) -> None:
+    """Add the mail user ADDRESS (its domain must be local); asks for the password."""
     try:
         canonical = ctx.directory().add_user(address, _read_password(password_stdin))
     except AccountError as exc:
@@ -75,9 +79,10 @@ def user_add(ctx: Context, address: str, password_stdin: bool) -> None:
 
 
 @user.command("list")
-@click.option("--domain", default=None)
+@click.option("--domain", default=None, help="Only the users of this domain.")
 @pass_ctx
 def user_list(ctx: Context, domain: str | None) -> None:
+    """List mail users, optionally of one domain."""
     for address in ctx.directory().users(domain):
         click.echo(address)
 
@@ -86,6 +91,7 @@ def user_list(ctx: Context, domain: str | None) -> None:
 @click.argument("address")
 @pass_ctx
 def user_del(ctx: Context, address: str) -> None:
+    """Remove the mail user ADDRESS (the Maildir on disk is kept)."""
     try:
         ctx.directory().remove_user(address)
     except AccountError as exc:
@@ -95,9 +101,10 @@ def user_del(ctx: Context, address: str) -> None:
 
 @user.command("passwd")
 @click.argument("address")
-@click.option("--password-stdin", is_flag=True)
+@click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
 @pass_ctx
 def user_passwd(ctx: Context, address: str, password_stdin: bool) -> None:
+    """Set a new password for ADDRESS."""
     try:
         ctx.directory().set_password(address, _read_password(password_stdin))
     except AccountError as exc:
@@ -115,6 +122,7 @@ def alias() -> None:
 @click.argument("target")
 @pass_ctx
 def alias_add(ctx: Context, source: str, target: str) -> None:
+    """Deliver mail for SOURCE (or @domain: every unknown address there) to TARGET."""
     try:
         ctx.directory().add_alias(source, target)
     except AccountError as exc:
@@ -125,6 +133,7 @@ def alias_add(ctx: Context, source: str, target: str) -> None:
 @alias.command("list")
 @pass_ctx
 def alias_list(ctx: Context) -> None:
+    """List aliases as SOURCE -> TARGET."""
     for source, target in ctx.directory().aliases():
         click.echo(f"{source} -> {target}")
 
@@ -134,6 +143,7 @@ def alias_list(ctx: Context) -> None:
 @click.argument("target")
 @pass_ctx
 def alias_del(ctx: Context, source: str, target: str) -> None:
+    """Remove the alias SOURCE -> TARGET."""
     try:
         ctx.directory().remove_alias(source, target)
     except AccountError as exc:
