@@ -33,9 +33,9 @@ class Context:
         return self._config
 
     def directory(self):
-        from mailpipe.mailstore.directory import Directory
+        from mailpipe.mailstore.directory import open_directory
         self.config.data_dir.mkdir(parents=True, exist_ok=True)
-        return Directory(self.config.db_url)
+        return open_directory(self.config.db_url)
 
     def spool(self):
         from mailpipe.spool.fs import FilesystemSpool
