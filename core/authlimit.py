@@ -12,7 +12,8 @@ checked, so N parallel attempts can never get more than the limit of checks.
 ``success`` takes back the address's reserved count and clears only that
 account's record (a correct login as one's own account never clears the
 failures against another); ``failure`` leaves the count and returns the delay
-(seconds) to wait before the reply (0.5 s, 1 s, 2 s ... capped at 5 s);
+(seconds) to wait before the reply (0.5 s, 1 s, 2 s ... capped at ``[auth]
+failure_delay_cap``, 5 s by default, for every protocol);
 ``release`` takes the reservation back when no password was checked (e.g. the
 directory was unavailable).
 
@@ -73,12 +74,13 @@ class FailureLimiter:
 
     def __init__(self, max_failures: int = 5, lockout_seconds: float = 300.0,
                  clock: Clock | None = None, max_account_failures: int | None = None,
-                 max_records: int = MAX_RECORDS) -> None:
+                 max_records: int = MAX_RECORDS, delay_cap: float = 5.0) -> None:
         self.max_failures = max_failures
         self.max_account_failures = max_account_failures or 2 * max_failures
         self.lockout_seconds = lockout_seconds
         self.clock = clock or SystemClock()
         self.max_records = max_records
+        self.delay_cap = delay_cap
         self._records: OrderedDict[str, _Record] = OrderedDict()
         self._lock = threading.Lock()
 
@@ -101,7 +103,7 @@ class FailureLimiter:
     def failure(self, ticket: Ticket) -> float:
         with self._lock:
             failures = max(self._count(ticket.ip), self._count(ticket.account), 1)
-        return min(5.0, 0.5 * 2 ** (failures - 1))
+        return min(self.delay_cap, 0.5 * 2 ** (failures - 1))
 
     def release(self, ticket: Ticket) -> None:
         with self._lock:
@@ -138,4 +140,4 @@ class FailureLimiter:
 def from_config(auth: AuthConfig, clock: Clock | None = None) -> FailureLimiter:
     """The process's limiter from ``[auth]``; serve and each role build one and pass it to every protocol."""
     return FailureLimiter(auth.max_failures, auth.lockout_seconds, clock,
-                          max_account_failures=auth.max_account_failures)
+                          max_account_failures=auth.max_account_failures, delay_cap=auth.failure_delay_cap)

@@ -160,7 +160,7 @@ class Handler:
         if refused:
             return refused
         if session.authenticated:
-            if not self.ctx.directory.owns_sender(session.auth_data, request.address):
+            if not self.ctx.directory.owns_sender(str(session.auth_data), request.address):
                 log.info("reject: MAIL from %s: <%s> not owned by %s", peer_ip(session),
                          policy.printable(request.address), session.auth_data)
                 metrics.ingress_rejected(replies.SENDER_NOT_OWNED)

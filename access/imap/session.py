@@ -30,7 +30,9 @@ from mailpipe.access.imap.parser import Command, Line, Malformed
 from mailpipe.access.imap.selected import View
 from mailpipe.access.imap.states import State
 from mailpipe.core import sasl
+from mailpipe.core.authlimit import LoginLimiter
 from mailpipe.core.tls import is_loopback
+from mailpipe.mailstore.directory import Directory
 
 log = logging.getLogger("mailpipe.imap")
 
@@ -64,8 +66,8 @@ class Env:
     """What a session needs from outside, injected by the shell (or a test)."""
 
     config: object
-    directory: object
-    limiter: object
+    directory: Directory
+    limiter: LoginLimiter
     registry: object
     peer: str
     tls_available: bool

@@ -51,7 +51,7 @@ _SASL_FAILURES = {
     sasl.Reason.BAD_BASE64: R.SASL_MALFORMED,
     sasl.Reason.BAD_UTF8: R.SASL_MALFORMED,
     sasl.Reason.MALFORMED: R.SASL_MALFORMED,
-    sasl.Reason.AUTHZID: R.AUTH_FAILED,      # the same refusal as SMTP's 535 and IMAP's NO
+    sasl.Reason.AUTHZID: R.SASL_MALFORMED,   # refused before any password check, as SMTP and IMAP do
 }
 
 

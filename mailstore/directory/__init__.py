@@ -32,10 +32,10 @@ if TYPE_CHECKING:
 
 
 def open_directory(url: str, *, hasher: "PasswordHasher | None" = None, clock: "Clock | None" = None,
-                   check_interval: float | None = None) -> AccountAdmin:
+                   check_interval: float | None = None, cache_entries: int | None = None) -> AccountAdmin:
     """The directory at ``url`` (an SQLAlchemy URL: ``sqlite:///...``, ``postgresql+psycopg://...``)."""
-    from mailpipe.mailstore.directory.sql import CHECK_INTERVAL, SqlDirectory
-    return SqlDirectory(url, hasher=hasher, clock=clock,
+    from mailpipe.mailstore.directory.sql import CACHE_ENTRIES, CHECK_INTERVAL, SqlDirectory
+    return SqlDirectory(url, hasher=hasher, clock=clock, cache_entries=cache_entries or CACHE_ENTRIES,
                         check_interval=CHECK_INTERVAL if check_interval is None else check_interval)
 
 

@@ -134,11 +134,12 @@ class SqlDirectory:
                 raise AccountError(f"no such domain: {name}")
             users = tuple(sorted(s.scalars(select(User.address).where(User.domain == name))))
             s.execute(delete(User).where(User.domain == name))
-            aliases = s.execute(delete(Alias).where(_alias_in(name))).rowcount
+            aliases = len(list(s.scalars(select(Alias.source).where(_alias_in(name)))))
+            s.execute(delete(Alias).where(_alias_in(name)))
             s.execute(delete(Domain).where(Domain.name == name))
             _bump(s)
         self._clear()
-        return Removed(name, users, aliases or 0)
+        return Removed(name, users, aliases)
 
     def domains(self) -> list[str]:
         with Session(self.engine) as s:
