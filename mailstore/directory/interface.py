@@ -5,7 +5,7 @@ IMAP, POP3, submission, the route and local stages). Each call answers for
 one address or domain; no caller ever sees the whole directory, so an LDAP or
 remote implementation can serve it. Implementations: ``sql.SqlDirectory`` (the
 default, SQLite or PostgreSQL) and ``memory.MemoryDirectory`` (tests, pure
-code); both pass ``tests/spine/test_directory_contract.py``.
+code); both pass ``tests/accounts/test_directory_contract.py``.
 
 Contract for implementations:
 
