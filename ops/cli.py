@@ -9,11 +9,15 @@ from __future__ import annotations
 
 import contextlib
 import sys
+from typing import TYPE_CHECKING
 
 import click
 
 from mailpipe.core.errors import ConfigError, MailpipeError
 from mailpipe.core.config import Config, load
+
+if TYPE_CHECKING:
+    from mailpipe.mailstore.directory import AccountAdmin
 
 
 class Context:
@@ -32,7 +36,7 @@ class Context:
                 raise click.ClickException(str(exc)) from None
         return self._config
 
-    def directory(self):
+    def directory(self) -> "AccountAdmin":
         from mailpipe.mailstore.directory import open_directory
         self.config.data_dir.mkdir(parents=True, exist_ok=True)
         return open_directory(self.config.db_url)
