@@ -168,6 +168,8 @@ class TlsConfig(Section):
 class AuthConfig(Section):
     plaintext_on_loopback: bool = True   #: allow password auth without TLS on loopback connections
     max_failures: int = Field(5, gt=0)   #: failed attempts per IP before a temporary lockout
+    #: failed attempts against one account (from any addresses) before a temporary lockout of it
+    max_account_failures: int = Field(10, gt=0)
     lockout_seconds: float = Field(300.0, gt=0)
     failure_delay_cap: float = Field(5.0, ge=0)   #: longest wait (s) before answering a failed attempt
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import sys
+from typing import TYPE_CHECKING
 
 import click
 
@@ -24,6 +25,9 @@ class BadConfig(click.ClickException):
     """A configuration that does not validate: one line, exit status 2."""
 
     exit_code = 2
+
+if TYPE_CHECKING:
+    from mailpipe.mailstore.directory import AccountAdmin
 
 
 class Context:
@@ -46,11 +50,11 @@ class Context:
         """The data directory, created (and said so) if missing; a ``StartupError`` if unusable."""
         return datadir.prepare(self.config.data_dir)
 
-    def directory(self):
-        from mailpipe.mailstore.directory import Directory
+    def directory(self) -> "AccountAdmin":
+        from mailpipe.mailstore.directory import open_directory
         self.data_path()
         datadir.check_database(self.config.db_url)
-        return Directory(self.config.db_url)
+        return open_directory(self.config.db_url)
 
     def spool(self):
         from mailpipe.spool.fs import FilesystemSpool

@@ -38,7 +38,9 @@ from mailpipe.core import eventloop, procs
 from mailpipe.core.clock import SystemClock
 from mailpipe.core.tls import TlsContexts
 from mailpipe.ingress.server import IngressContext, start_ingress
-from mailpipe.mailstore.directory import Directory
+from mailpipe.core import authlimit
+from mailpipe.core.authlimit import LoginLimiter
+from mailpipe.mailstore.directory import Directory, open_directory
 from mailpipe.core import metrics
 from mailpipe.ops import metrics_server, process
 from mailpipe.core.config import Config
@@ -131,15 +133,17 @@ class Server:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.stop_event.set)
-        directory = Directory(config.db_url)
+        directory = open_directory(config.db_url)
+        limiter = authlimit.from_config(config.auth)      # one per process, shared by SMTP, IMAP, POP3
         spool = FilesystemSpool(config.data_dir / "spool")
         app = create_app(config)
         self.publish = functools.partial(publish, app)
         self.tls = TlsContexts(config.tls.cert, config.tls.key)
-        ctx = IngressContext(config=config, directory=directory, spool=spool, **ingress_publishers(app))
+        ctx = IngressContext(config=config, directory=directory, spool=spool, limiter=limiter,
+                             **ingress_publishers(app))
         loop.add_signal_handler(signal.SIGHUP, self.reload, ctx)
         servers = await start_ingress(ctx, self.tls, reuse_port=config.ingress.processes > 1)
-        await self.start_access(directory)
+        await self.start_access(directory, limiter)
         process.drop_privileges(config, self.ids)
         self.children = [ChildProcess(worker_argv(self.config_path, config.data_dir), i, config.worker.nice)
                          for i in range(config.worker.processes)]
@@ -178,12 +182,12 @@ class Server:
                 child.proc.send_signal(signal.SIGHUP)
         log.info("reloaded (SIGHUP)")
 
-    async def start_access(self, directory: Directory) -> None:
+    async def start_access(self, directory: Directory, limiter: LoginLimiter) -> None:
         """Start the IMAP and POP3 services that are enabled."""
         for enabled, service_cls in ((self.config.imap.enabled, ImapService),
                                      (self.config.pop3.enabled, Pop3Service)):
             if enabled:
-                service = service_cls(self.config, directory, self.tls)
+                service = service_cls(self.config, directory, self.tls, limiter=limiter)
                 await service.start()
                 self.services.append(service)
 

@@ -15,7 +15,7 @@ from pathlib import Path
 from celery import Celery
 
 from mailpipe.core.clock import Clock, SystemClock
-from mailpipe.mailstore.directory import Directory
+from mailpipe.mailstore.directory import Directory, open_directory
 from mailpipe.core.config import Config
 from mailpipe.spool.fs import FilesystemSpool
 
@@ -32,7 +32,7 @@ class Runtime:
         self.config = config
         self.clock = clock or SystemClock()
         self.spool = FilesystemSpool(Path(config.data_dir) / "spool")
-        self.directory = directory or Directory(config.db_url)
+        self.directory: Directory = directory or open_directory(config.db_url)
         self.publish = publish
         self.filters = filter_stage.build_filters(config)
         self._relay = relay

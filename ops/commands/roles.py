@@ -120,6 +120,7 @@ def _access_command(name: str, module: str, cls: str):
     @click.command(name)
     @pass_ctx
     def command(ctx: Context) -> None:
+        from mailpipe.core import authlimit
         from mailpipe.core.tls import TlsContexts
         ids = _start(ctx, f"mailpipe-{name}")
         metrics_server.role_started(ctx.config, name)
@@ -129,7 +130,7 @@ def _access_command(name: str, module: str, cls: str):
         async def main(stop: asyncio.Event) -> None:
             tls = TlsContexts(config.tls.cert, config.tls.key)
             asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, tls.reload)
-            service = service_cls(config, ctx.directory(), tls)
+            service = service_cls(config, ctx.directory(), tls, limiter=authlimit.from_config(config.auth))
             await service.start()
             process.drop_privileges(config, ids)
             await stop.wait()
