@@ -14,6 +14,7 @@ import click
 
 from mailpipe.core.errors import ConfigError, MailpipeError
 from mailpipe.core.config import Config, load
+from mailpipe.spool.interface import Spool
 
 
 class Context:
@@ -37,9 +38,12 @@ class Context:
         self.config.data_dir.mkdir(parents=True, exist_ok=True)
         return Directory(self.config.db_url)
 
-    def spool(self):
-        from mailpipe.spool.fs import FilesystemSpool
-        return FilesystemSpool(self.config.data_dir / "spool")
+    def spool(self) -> Spool:
+        from mailpipe.spool import open_spool
+        try:
+            return open_spool(self.config)
+        except OSError as exc:
+            raise click.ClickException(f"spool in {self.config.data_dir}: {exc.strerror or exc}") from None
 
     @contextlib.contextmanager
     def locked(self, queue_id: str):
