@@ -206,22 +206,22 @@ class FilesystemSpool:
     # -- listing and the index -------------------------------------------
     def listing(self, query: Query = ALL) -> Iterator[Listed]:
         """Rows of the queued entries matching ``query``, by queue ID; see the module docstring."""
-        names = os.listdir(self._queue_dir)
-        ids = sorted(name for name in names if is_queue_id(name))
-        current = {name[:-5] for name in names if name.endswith(".json")}
-        del names
-        rows = self.index.rows()
+        names = sorted(os.listdir(self._queue_dir))       # "<ID>" sorts right before "<ID>.json"
+        rows = self._stored_rows()
         stored = next(rows, None)
         gone: list[str] = []
         refreshed: list[IndexRow] = []
-        for queue_id in ids:
+        for at, queue_id in enumerate(names):
+            if not is_queue_id(queue_id):
+                continue
+            has_current = at + 1 < len(names) and names[at + 1] == f"{queue_id}.json"
             while stored is not None and stored.row.id < queue_id:
                 gone.append(stored.row.id)                 # its entry left the queue
                 stored = next(rows, None)
             hit = None
             if stored is not None and stored.row.id == queue_id:
                 hit, stored = stored, next(rows, None)
-            row = self._row(queue_id, queue_id in current, hit, refreshed)
+            row = self._row(queue_id, has_current, hit, refreshed)
             if len(refreshed) >= INDEX_BATCH:
                 self._index_call(self.index.put, refreshed)
                 refreshed = []
@@ -258,6 +258,13 @@ class FilesystemSpool:
         row.bytes = qsize + (st.st_size if has_current else 0)
         refreshed.append(IndexRow(key, qsize, row))
         return row
+
+    def _stored_rows(self) -> Iterator[IndexRow]:
+        """The index's rows; none (every entry read from its file) if the index cannot be read."""
+        try:
+            yield from self.index.rows()
+        except (sqlite3.Error, OSError) as exc:
+            log.warning("spool index %s: %s (reading the entries instead)", self.index.path, exc)
 
     def due(self, now: float, limit: int = 1000) -> list[str]:
         """Queue IDs of deferred entries whose next attempt has come, earliest first (from the index)."""

@@ -19,6 +19,7 @@ Must not: decide anything about an entry; be needed for reading one.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sqlite3
 import threading
@@ -42,6 +43,7 @@ UPSERT = (f"INSERT INTO rows ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len
           f"ON CONFLICT(id) DO UPDATE SET {', '.join(f'{c} = excluded.{c}' for c in COLUMNS[1:])} "
           "WHERE excluded.updated_at >= rows.updated_at OR excluded.state = 'corrupt'")
 BUSY_TIMEOUT = 5.0          #: seconds another process may hold the write lock before a write gives up
+CACHE_KB = 256              #: page cache per connection: a listing streams, it needs no big cache
 SEP = "\n"                  #: joins addresses in one column (no address contains a newline)
 
 
@@ -75,8 +77,20 @@ class EntryIndex:
         conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT, isolation_level=None, check_same_thread=False)
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=OFF")
+        conn.execute(f"PRAGMA cache_size=-{CACHE_KB}")
         conn.executescript(SCHEMA)
+        self._same_owner_as_spool()
         return conn
+
+    def _same_owner_as_spool(self) -> None:
+        """Run as root (an operator's ``mailpipe queue list``), give the files to the spool's owner,
+        so the workers can still write the index that root created."""
+        if os.geteuid() != 0:
+            return
+        owner = os.stat(self.path.parent)
+        for suffix in ("", "-wal", "-shm"):
+            with contextlib.suppress(OSError):
+                os.chown(f"{self.path}{suffix}", owner.st_uid, owner.st_gid)
 
     def put(self, rows: Iterable[IndexRow]) -> None:
         values = [_values(r) for r in rows]
@@ -98,6 +112,7 @@ class EntryIndex:
         """Every stored row, by queue ID (streamed: a cursor, not a list)."""
         self._db()                              # the file and its schema exist
         reader = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT, isolation_level=None, check_same_thread=False)
+        reader.execute(f"PRAGMA cache_size=-{CACHE_KB}")
         try:                                    # its own connection: a snapshot that the listing's writes leave alone
             for values in reader.execute(f"SELECT {', '.join(COLUMNS)} FROM rows ORDER BY id"):
                 yield _row(values)

@@ -122,3 +122,14 @@ def test_purge_orphans_moves_a_torn_entry_aside_instead_of_deleting_it(tmp_path)
     (tmp_path / "queue" / qid).write_bytes(b'{"id": "' + qid.encode() + b"\nSubject: kept\r\n\r\nbody")
     assert spool.purge_orphans(older_than=2e9) == 1
     assert (tmp_path / "aside" / qid).read_bytes().endswith(b"body")
+
+
+def test_an_unreadable_index_still_lists_every_entry(tmp_path, monkeypatch):
+    spool = FilesystemSpool(tmp_path)
+    e = deferred(spool, T0 + 10)
+
+    def broken():
+        raise sqlite3.OperationalError("unable to open database file")
+        yield
+    monkeypatch.setattr(spool.index, "rows", broken)
+    assert [(r.id, r.state) for r in spool.listing()] == [(e.id, "deferred")]
