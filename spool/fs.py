@@ -95,7 +95,7 @@ class FilesystemSpool:
                 results.append(_full(exc))
             else:
                 results.append(None)
-                entry._stored_state = State.ACTIVE if entry.state not in WAITING_STATES else None
+                entry._stored_state = entry.state
         if any(r is None for r in results):
             try:
                 fsync_dir(self.queue)
@@ -273,7 +273,8 @@ class FilesystemSpool:
     def stale(self, updated_before: float) -> Iterator[str]:
         """Queue IDs of active entries last saved before ``updated_before`` (reads only entries
         the index does not know as waiting: the messages in the pipeline)."""
-        waiting = self._index_call(self.index.ids_in, tuple(s.value for s in WAITING_STATES)) or set()
+        known = (*(s.value for s in WAITING_STATES), CORRUPT)      # a corrupt entry is not read again each tick
+        waiting = self._index_call(self.index.ids_in, known) or set()
         for queue_id in self.ids():
             if queue_id in waiting:
                 continue

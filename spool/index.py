@@ -110,7 +110,8 @@ class EntryIndex:
 
     def rows(self) -> Iterator[IndexRow]:
         """Every stored row, by queue ID (streamed: a cursor, not a list)."""
-        self._db()                              # the file and its schema exist
+        with self._lock:
+            self._db()                          # the file and its schema exist
         reader = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT, isolation_level=None, check_same_thread=False)
         reader.execute(f"PRAGMA cache_size=-{CACHE_KB}")
         try:                                    # its own connection: a snapshot that the listing's writes leave alone
