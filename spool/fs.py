@@ -59,6 +59,7 @@ log = logging.getLogger("mailpipe.spool")
 
 LOAD_ATTEMPTS = 20     #: reads of an entry that is being rewritten, 2 ms apart
 CREATE_GRACE = 5.0     #: seconds a queue file with an unreadable entry line may still be being created
+ID_LENGTH = 16         #: characters of a queue ID (``core.ids``): a cheap first test of a file name
 INDEX_BATCH = 500      #: rows a listing writes back to the index at once
 
 
@@ -212,7 +213,7 @@ class FilesystemSpool:
         gone: list[str] = []
         refreshed: list[IndexRow] = []
         for at, queue_id in enumerate(names):
-            if not is_queue_id(queue_id):
+            if len(queue_id) != ID_LENGTH or not is_queue_id(queue_id):
                 continue
             has_current = at + 1 < len(names) and names[at + 1] == f"{queue_id}.json"
             while stored is not None and stored.row.id < queue_id:
@@ -225,7 +226,7 @@ class FilesystemSpool:
             if len(refreshed) >= INDEX_BATCH:
                 self._index_call(self.index.put, refreshed)
                 refreshed = []
-            if row is not None and query.matches(row):
+            if row is not None and (query is ALL or query.matches(row)):
                 yield row
         gone += [stored.row.id] if stored is not None else []
         gone += [r.row.id for r in rows]

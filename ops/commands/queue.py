@@ -26,7 +26,7 @@ from rich.console import Console
 
 from mailpipe.core.ids import is_queue_id
 from mailpipe.ops.cli import Context, pass_ctx
-from mailpipe.spool.interface import CORRUPT, CorruptEntry, Listed, Query
+from mailpipe.spool.interface import ALL, CORRUPT, CorruptEntry, Listed, Query
 from mailpipe.spool.model import Entry, State
 
 
@@ -129,7 +129,7 @@ def _stream(lines: Iterator[str]) -> None:
 def list_(ctx: Context, as_json: bool, **filters: Any) -> None:
     """List spool entries: queue ID, state, age, size, attempts, stage, sender -> recipients, last error."""
     now = time.time()
-    rows = ctx.spool().listing(_query(filters, now) or Query())
+    rows = ctx.spool().listing(_query(filters, now) or ALL)
     if as_json:
         _stream(_json_array(json.dumps(_row(r, now)) for r in rows))
         return
