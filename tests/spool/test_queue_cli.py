@@ -15,9 +15,6 @@ from mailpipe.spool.fs import FilesystemSpool
 from mailpipe.spool.model import Entry, Recipient, State
 from tests.support import mailpipe
 
-NOW = time.time()
-
-
 @pytest.fixture
 def data(tmp_path) -> Path:
     (tmp_path / "mailpipe.toml").write_text('broker_url = "spool://"\n')
@@ -29,13 +26,13 @@ def cli(data: Path, *args: str, input: bytes | None = None, check: bool = True):
 
 
 def put(data: Path, sender: str, rcpt: str, state: State, age: float = 0.0) -> str:
-    spool = FilesystemSpool(data / "spool")
-    e = Entry(id=new_queue_id(NOW - age), sender=sender, size=10, received_at=NOW - age,
+    spool, now = FilesystemSpool(data / "spool"), time.time()
+    e = Entry(id=new_queue_id(now - age), sender=sender, size=10, received_at=now - age,
               recipients=[Recipient(address=rcpt, route="remote")])
     spool.create(e, [b"Subject: t\r\n\r\nbody\r\n"])
     if state != State.ACTIVE:
         e.state, e.stage = state, "remote"
-        e.next_attempt = NOW + 3600 if state == State.DEFERRED else None
+        e.next_attempt = now + 3600 if state == State.DEFERRED else None
         e.last_error = "451 4.4.1 try later" if state == State.DEFERRED else ""
         spool.save(e)
     return e.id
@@ -50,15 +47,15 @@ def states(data: Path) -> dict[str, str]:
 
 
 def test_list_filters(data):
-    a = put(data, "x@one.test", "u@far.test", State.DEFERRED, age=7200)
-    b = put(data, "y@two.test", "w@far.test", State.HOLD, age=60)
+    a = put(data, "x@one.test", "u@far.test", State.DEFERRED, age=10 * 86400)     # ages far apart: the
+    b = put(data, "y@two.test", "w@far.test", State.HOLD, age=2 * 86400)          # command reads the real clock
     c = put(data, "", "z@near.test", State.DEFERRED)
     assert ids(data) == {a, b, c}
     assert ids(data, "--state", "deferred") == {a, c}
     assert ids(data, "--sender", "X@one.test") == {a} and ids(data, "--sender", "<>") == {c}
     assert ids(data, "--recipient", "z@near.test") == {c}
     assert ids(data, "--domain", "far.test") == {a, b}
-    assert ids(data, "--older-than", "1h") == {a} and ids(data, "--older-than", "30") == {a, b}
+    assert ids(data, "--older-than", "5d") == {a} and ids(data, "--older-than", "86400") == {a, b}
     assert ids(data, "--domain", "far.test", "--state", "hold") == {b}
     table = cli(data, "queue", "list", "--state", "deferred").stdout.decode()
     assert a in table and c in table and b not in table and "451 4.4.1 try later" in table
