@@ -222,6 +222,7 @@ class Config(BaseSettings):
     hostname: str = Field(default_factory=socket.gethostname)  #: used in greetings and Received
     broker_url: str = EMBEDDED_BROKER            #: "spool://" (embedded) or "amqp://..." / "redis://..."
     database_url: str | None = None              #: None = sqlite file in data_dir
+    spool_url: str = ""                          #: "" = the filesystem spool in data_dir/spool; "file:///path" elsewhere
     queue_prefix: str = ""                       #: prefix for broker queue names
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     event_loop: Literal["auto", "uvloop", "asyncio"] = "auto"   #: servers' asyncio loop; auto = uvloop when installed

@@ -44,7 +44,7 @@ from mailpipe.core import metrics
 from mailpipe.filters.rules import from_config as rules_from_config
 from mailpipe.filters.verdict import Action
 from mailpipe.core.config import Config
-from mailpipe.spool.fs import FilesystemSpool
+from mailpipe.spool.interface import Spool
 from mailpipe.spool.model import Entry, Recipient
 
 log = logging.getLogger("mailpipe.ingress")
@@ -54,7 +54,7 @@ log = logging.getLogger("mailpipe.ingress")
 class IngressContext:
     config: Config
     directory: Directory
-    spool: FilesystemSpool
+    spool: Spool
     publish: object                        # (stage, queue_id) -> None, raises BrokerUnavailable
     publish_many: object = None            # (stage, [queue_id, ...]) -> None; default: publish each
     executor: ThreadPoolExecutor = field(default=None)  # type: ignore[assignment]

@@ -28,6 +28,7 @@ class BadConfig(click.ClickException):
 
 if TYPE_CHECKING:
     from mailpipe.mailstore.directory import AccountAdmin
+from mailpipe.spool.interface import Spool
 
 
 class Context:
@@ -56,9 +57,13 @@ class Context:
         datadir.check_database(self.config.db_url)
         return open_directory(self.config.db_url)
 
-    def spool(self):
-        from mailpipe.spool.fs import FilesystemSpool
-        return FilesystemSpool(self.data_path() / "spool")
+    def spool(self) -> Spool:
+        from mailpipe.spool import open_spool
+        try:
+            self.data_path()
+            return open_spool(self.config)
+        except OSError as exc:
+            raise click.ClickException(f"spool in {self.config.data_dir}: {exc.strerror or exc}") from None
 
     @contextlib.contextmanager
     def locked(self, queue_id: str):

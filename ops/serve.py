@@ -44,7 +44,7 @@ from mailpipe.mailstore.directory import Directory, open_directory
 from mailpipe.core import metrics
 from mailpipe.ops import metrics_server, process
 from mailpipe.core.config import Config
-from mailpipe.spool.fs import FilesystemSpool
+from mailpipe.spool import open_spool
 from mailpipe.workers.app import QUEUE_STAGES, create_app, ingress_publishers, publish, queue_name
 from mailpipe.workers.embedded_broker import BrokerDir
 from mailpipe.workers.scheduler import Scheduler
@@ -135,7 +135,7 @@ class Server:
             loop.add_signal_handler(sig, self.stop_event.set)
         directory = open_directory(config.db_url)
         limiter = authlimit.from_config(config.auth)      # one per process, shared by SMTP, IMAP, POP3
-        spool = FilesystemSpool(config.data_dir / "spool")
+        spool = open_spool(config)
         app = create_app(config)
         self.publish = functools.partial(publish, app)
         self.tls = TlsContexts(config.tls.cert, config.tls.key)

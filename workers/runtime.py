@@ -10,14 +10,13 @@ from __future__ import annotations
 import functools
 import logging
 import threading
-from pathlib import Path
 
 from celery import Celery
 
 from mailpipe.core.clock import Clock, SystemClock
 from mailpipe.mailstore.directory import Directory, open_directory
 from mailpipe.core.config import Config
-from mailpipe.spool.fs import FilesystemSpool
+from mailpipe.spool import Spool, open_spool
 
 log = logging.getLogger("mailpipe.worker")
 _lock = threading.Lock()
@@ -31,7 +30,7 @@ class Runtime:
 
         self.config = config
         self.clock = clock or SystemClock()
-        self.spool = FilesystemSpool(Path(config.data_dir) / "spool")
+        self.spool: Spool = open_spool(config)
         self.directory: Directory = directory or open_directory(config.db_url)
         self.publish = publish
         self.filters = filter_stage.build_filters(config)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
+from typing import Any
 
 import click
 from rich.console import Console
@@ -75,7 +76,7 @@ def _quarantined(ctx: Context, queue_id: str):
 def quarantine_list(ctx: Context, as_json: bool) -> None:
     """List quarantined messages: queue ID, age, sender, recipients, stage and reason."""
     now = time.time()
-    rows = [{"id": e.id, "age": round(now - e.received_at), "sender": e.sender,
+    rows: list[dict[str, Any]] = [{"id": e.id, "age": round(now - e.received_at), "sender": e.sender,
              "recipients": [r.address for r in e.recipients], "stage": e.stage, "reason": e.last_error}
             for e in ctx.spool().entries() if e.state == State.QUARANTINE]
     if as_json:
