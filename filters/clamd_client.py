@@ -170,7 +170,7 @@ class ClamdClient:
         self.timeout = timeout
         self._local = threading.local()
 
-    def _call(self, method: str, *args):
+    def _call(self, method: str, *args: object) -> Any:
         conn = _Clamd(self.endpoint, self.timeout)
         try:
             return getattr(conn, method)(*args)

@@ -115,7 +115,7 @@ class SpamcClient:
             raise FilterUnavailable(f"spamd at {self.endpoint}: {exc}") from None
 
 
-def _read_all(sock, deadline: float) -> bytes:
+def _read_all(sock: socket.socket, deadline: float) -> bytes:
     chunks: list[bytes] = []
     total = 0
     while total <= MAX_REPLY:
