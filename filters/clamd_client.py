@@ -39,6 +39,7 @@ from typing import TYPE_CHECKING, Any, cast
 import clamd
 
 from mailpipe.core.errors import FilterUnavailable
+from mailpipe.core.errtext import say
 from mailpipe.core.endpoint import Endpoint, connect, parse_endpoint
 
 if TYPE_CHECKING:
@@ -46,6 +47,13 @@ if TYPE_CHECKING:
 
 #: bytes per INSTREAM chunk (must stay below clamd's StreamMaxLength)
 CHUNK = 64 * 1024
+
+
+def _say(exc: BaseException) -> str:
+    """The package's own errors carry readable texts; socket errors get ``core.errtext``'s words."""
+    if isinstance(exc, clamd.ClamdError) and not isinstance(exc, OSError) and str(exc):
+        return str(exc)
+    return say(exc)
 
 
 @dataclass(frozen=True)
@@ -175,7 +183,7 @@ class ClamdClient:
         try:
             return getattr(conn, method)(*args)
         except (OSError, clamd.ClamdError) as exc:
-            raise FilterUnavailable(f"clamd at {self.endpoint}: {type(exc).__name__}: {exc}") from None
+            raise FilterUnavailable(f"clamd at {self.endpoint}: {_say(exc)}") from None
         finally:
             conn._close_socket()
 
@@ -197,7 +205,7 @@ class ClamdClient:
                 self._drop()
                 if session.used:          # perhaps closed by clamd while idle: once more, afresh
                     continue
-                raise FilterUnavailable(f"clamd at {self.endpoint}: {type(exc).__name__}: {exc}") from None
+                raise FilterUnavailable(f"clamd at {self.endpoint}: {_say(exc)}") from None
             session.used = True
             break
         status, signature = reply["stream"]
@@ -213,7 +221,7 @@ class ClamdClient:
             try:
                 session = _Session(self.endpoint, self.timeout)
             except OSError as exc:
-                raise FilterUnavailable(f"clamd at {self.endpoint}: {type(exc).__name__}: {exc}") from None
+                raise FilterUnavailable(f"clamd at {self.endpoint}: {_say(exc)}") from None
             self._local.session, self._local.pid = session, os.getpid()
         return session
 
