@@ -157,7 +157,8 @@ class RelayConfig(Section):
     connection_cache_time: float = Field(2.0, ge=0)  #: keep an idle connection for reuse this long (s); 0 = no reuse
     connection_reuse_limit: int = Field(100, gt=0)   #: messages per connection before it is closed
     prefer_ipv6: bool = False                    #: try AAAA addresses before A addresses
-    concurrency_wait: float = Field(30.0, ge=0)  #: wait for a free per-destination slot before deferring (s)
+    concurrency_wait: float = Field(0.0, ge=0)   #: seconds a worker thread may wait for a free per-destination slot; 0 = never wait: the message is re-queued (slot_retry) and the thread serves other mail
+    slot_retry: float = Field(2.0, gt=0)         #: all connection slots of a destination busy: try the message again after this long (s), via the spool, no attempt counted
 
 
 class TlsConfig(Section):

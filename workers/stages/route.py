@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import logging
+from typing import TYPE_CHECKING
 
 from mailpipe.core.errors import AccountError
 from mailpipe.spool.model import Entry
 from mailpipe.workers.bounce import bounce_local_failures
 
+if TYPE_CHECKING:
+    from mailpipe.workers.runtime import Runtime
+
 log = logging.getLogger("mailpipe.route")
 
 
-def run(rt, entry: Entry, message: bytes, recovering: bool) -> None:
+def run(rt: Runtime, entry: Entry, message: bytes, recovering: bool) -> None:
     directory = rt.directory
     local = remote = 0
     failed = []
