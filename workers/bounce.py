@@ -29,7 +29,7 @@ from mailpipe.core.errors import TransientError
 from mailpipe.core.ids import new_queue_id
 from mailpipe.delivery.dsn import build_dsn, should_bounce
 from mailpipe.delivery.result import RecipientResult
-from mailpipe.spool.fs import FilesystemSpool
+from mailpipe.spool import Spool
 from mailpipe.spool.model import Entry, Recipient
 
 if TYPE_CHECKING:
@@ -70,7 +70,7 @@ def dsn_entry(original: Entry, dsn: bytes, now: float) -> Entry:
     return entry
 
 
-def send_dsn(spool: FilesystemSpool, publish: Callable[[str, str], None], config: Config, original: Entry, message: bytes, failed: list[RecipientResult],
+def send_dsn(spool: Spool, publish: Callable[[str, str], None], config: Config, original: Entry, message: bytes, failed: list[RecipientResult],
              now: float, *, delayed: bool = False) -> str | None:
     """Spool and publish a DSN for ``failed`` recipients; returns its queue ID, or None if not allowed."""
     allowed, why = may_bounce(original)
