@@ -9,8 +9,8 @@ import sys
 
 from kombu import Connection, Exchange, Queue
 
-from mailpipe.workers import embedded_broker
-from mailpipe.workers.embedded_broker import BrokerDir
+from mailpipe.broker import embedded_transport as embedded_broker
+from mailpipe.broker.embedded_transport import BrokerDir
 
 
 def conn(tmp_path):
@@ -51,7 +51,7 @@ def test_reject_with_requeue_puts_it_back(tmp_path):
 CLAIMER = """
 import sys, time
 from kombu import Connection
-from mailpipe.workers import embedded_broker
+from mailpipe.broker import embedded_transport as embedded_broker
 embedded_broker.register()
 with Connection("spool://", transport_options={"data_dir": sys.argv[1]}) as c:
     with c.SimpleQueue("local") as q:
