@@ -288,7 +288,6 @@ class Transport(virtual.Transport):
     Channel = Channel
     polling_interval = 0.05
     busy_interval = 0.002
-    default_port = 0
     driver_type = "spool"
     driver_name = "mailpipe-spool"
     implements = virtual.Transport.implements.extend(asynchronous=False, exchange_type=frozenset(["direct"]))

@@ -10,7 +10,7 @@ message, which every stage ignores (idempotent on the queue ID).
 
 Depths and the backlog: a kept connection asks the broker (``_count``, per kind);
 a connection failure makes the probe answer None and not retry for
-``BacklogProbe.RETRY_AFTER`` seconds.
+``ConnectionProbe.RETRY_AFTER`` seconds.
 
 Must not: switch on the broker kind (subclasses override ``_count`` and the
 options).

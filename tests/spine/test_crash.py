@@ -1,6 +1,6 @@
 """Crash test: kill -9 a worker while 500 messages flow; every message arrives exactly once.
 
-This is the test that chose the embedded broker (see workers/embedded_broker.py):
+This is the test that chose the embedded broker (see broker/embedded_transport.py):
 stock kombu transports lose what a killed consumer had fetched.
 """
 
