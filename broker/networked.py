@@ -71,7 +71,7 @@ class NetworkedBroker(Broker):
             with self._lock:
                 self._open.append(conn)
             self._local.conn = conn
-            conn.ensure_connection(max_retries=1)
+            conn.ensure_connection(max_retries=1, interval_start=0.5)
             channel = conn.channel()
             for queue in kombu_queues(self.config):
                 queue(channel).declare()

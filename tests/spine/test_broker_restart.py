@@ -4,8 +4,10 @@ A private RabbitMQ node (never the shared one) carries ``mailpipe serve``'s queu
 while smtplib clients send mail; the node's application is stopped and started
 mid-load. Every message that got 250 must be delivered exactly once, and once the
 broker is back, delivery must not stall for 30 s while mail waits. Before the fix
-the worker's main thread blocked in ``Channel.basic_qos`` (Celery's prefetch
-restore after a reconnect) and delivery froze for about 3 minutes.
+(``worker_enable_prefetch_count_reduction = False`` in ``broker/amqp_broker.py``)
+delivery froze for about 3 minutes after most restarts: Celery lowered the
+prefetch after the reconnect and restored it with ``basic.qos`` calls from the ack
+path, and the worker sat with 8 unacknowledged messages it never ran.
 """
 
 from __future__ import annotations
@@ -32,11 +34,10 @@ DRAIN_TIMEOUT = 300.0         #: every accepted message delivered
 
 
 class Load:
-    """SMTP clients sending numbered messages until told to stop; records which got 250."""
+    """SMTP clients sending numbered messages; records which got 250 (a 4xx is not accepted)."""
 
     def __init__(self, port: int) -> None:
         self.port, self.accepted, self.refused = port, set(), 0
-        self.stop = threading.Event()
         self._next, self._lock = 0, threading.Lock()
 
     def _number(self) -> int:
