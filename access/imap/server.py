@@ -22,7 +22,8 @@ from mailpipe.access.imap import replies
 from mailpipe.access.imap.limits import Registry
 from mailpipe.access.imap.parser import CONTINUE, NEED_DATA, CommandParser, Line
 from mailpipe.access.imap.session import Action, Env, Session
-from mailpipe.core.authlimit import FailureLimiter
+from mailpipe.core import authlimit
+from mailpipe.core.authlimit import LoginLimiter
 from mailpipe.core.clock import Clock
 
 log = logging.getLogger("mailpipe.imap")
@@ -31,11 +32,13 @@ PRE_AUTH_LITERAL = 8192   #: literal size limit before login (user names, passwo
 
 
 class ImapService:
-    def __init__(self, config, directory, tls, clock: Clock | None = None) -> None:
+    def __init__(self, config, directory, tls, clock: Clock | None = None, *,
+                 limiter: LoginLimiter | None = None) -> None:
+        """`limiter`: the process's login limiter, shared with SMTP and POP3 (default: one of its own)."""
         self.config = config
         self.directory = directory
         self.tls = tls
-        self.limiter = FailureLimiter(config.auth.max_failures, config.auth.lockout_seconds, clock)
+        self.limiter = limiter or authlimit.from_config(config.auth, clock)
         self.registry = Registry(config.imap.max_connections_per_user, config.imap.max_connections_per_ip)
         self._servers: list[asyncio.base_events.Server] = []
         self._connections: set[_Connection] = set()

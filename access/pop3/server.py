@@ -2,7 +2,7 @@
 
 Owns: binding ``[pop3] listen``:``port`` and, only when ``[tls]`` gives a
 context, ``listen``:``tls_port`` (RFC 8314); the connection limit; the
-per-IP failed-login limiter shared by all connections; stopping cleanly
+login limiter (the process's, shared with SMTP and IMAP); stopping cleanly
 (open sessions are cancelled, which deletes nothing).
 
 Must not: parse POP3 (``session``) or touch the Maildir (``maildrop``).
@@ -16,7 +16,8 @@ from typing import Awaitable, Callable
 
 from mailpipe.access.pop3 import replies as R
 from mailpipe.access.pop3.connection import Connection, Shared
-from mailpipe.core.authlimit import FailureLimiter
+from mailpipe.core import authlimit
+from mailpipe.core.authlimit import LoginLimiter
 from mailpipe.core.clock import Clock
 from mailpipe.core.tls import TlsContexts
 from mailpipe.mailstore.directory import Directory
@@ -30,14 +31,16 @@ TLS_HANDSHAKE_TIMEOUT = 30.0
 class Pop3Service:
     def __init__(self, config: Config, directory: Directory, tls: TlsContexts,
                  clock: Clock | None = None, *,
-                 delay: Callable[[float], Awaitable[None]] = asyncio.sleep) -> None:
-        """`delay` waits before a failed-login reply (tests pass one that does not sleep)."""
+                 delay: Callable[[float], Awaitable[None]] = asyncio.sleep,
+                 limiter: LoginLimiter | None = None) -> None:
+        """`delay` waits before a failed-login reply (tests pass one that does not sleep);
+        `limiter` is the process's login limiter, shared with SMTP and IMAP (default: its own)."""
         self.config = config
         self.tls = tls
         auth = config.auth
         self.shared = Shared(
             directory=directory,
-            limiter=FailureLimiter(auth.max_failures, auth.lockout_seconds, clock),
+            limiter=limiter or authlimit.from_config(auth, clock),
             data_dir=config.data_dir, tls_context=tls.context,
             plaintext_on_loopback=auth.plaintext_on_loopback,
             idle_timeout=config.pop3.idle_timeout, max_line=config.pop3.max_line,
