@@ -254,10 +254,6 @@ class Config(BaseSettings):
     def db_url(self) -> str:
         return self.database_url or f"sqlite:///{self.data_dir.resolve() / 'mailpipe.db'}"
 
-    @property
-    def embedded_broker(self) -> bool:
-        return self.broker_url.startswith(EMBEDDED_BROKER)
-
 
 def _describe(error: dict[str, Any], raw: dict[str, Any]) -> str:
     key = ".".join(str(part) for part in error["loc"])

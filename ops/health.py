@@ -5,8 +5,8 @@ one-line reason an operator reads (``clamd: cannot connect to 127.0.0.1:3310``),
 ``run_checks`` (what ``mailpipe health`` and ``/healthz`` run), ``daemon_up``
 (for the metrics gauge) and the worker heartbeat files.
 
-Worker liveness: on RabbitMQ/Redis a Celery ``ping`` (remote control); on the
-embedded broker (no remote control) each worker process rewrites
+Worker liveness: where the broker has Celery remote control (RabbitMQ, Redis) a
+Celery ``ping``; otherwise (the embedded broker) each worker process rewrites
 ``DATA/run/workers/<host>-<pid>.json`` every few seconds from a thread, and a
 worker counts as alive while that file is fresh and, on this host, its PID lives.
 
@@ -46,16 +46,13 @@ def _fail(name: str, reason: str) -> CheckResult:
 
 
 def check_broker(config) -> CheckResult:
-    if config.embedded_broker:
-        return _writable("broker", config.data_dir / "broker" / "tmp")
-    from kombu import Connection
-    where = config.broker_url.rpartition("@")[2]
+    from mailpipe.broker import open_broker
+    broker = open_broker(config)
     try:
-        with Connection(config.broker_url, connect_timeout=PING_TIMEOUT) as conn:
-            conn.ensure_connection(max_retries=1, interval_start=0, timeout=PING_TIMEOUT)
-    except Exception as exc:                   # kombu raises many types: all mean unreachable
-        return _fail("broker", f"cannot connect to {where} ({type(exc).__name__})")
-    return CheckResult("broker", True, f"connected to {where}")
+        ok, reason = broker.reachable(PING_TIMEOUT)
+    finally:
+        broker.close()
+    return CheckResult("broker", ok, reason)
 
 
 def _writable(name: str, directory: Path) -> CheckResult:
@@ -208,24 +205,25 @@ def live_workers(config, now: float | None = None) -> list[dict]:
 
 
 def check_workers(config) -> CheckResult:
-    from mailpipe.workers.app import QUEUE_STAGES
-    if config.embedded_broker:
-        workers = live_workers(config)
-        if not workers:
-            return _fail("workers", "no live worker (no fresh heartbeat in "
-                                    f"{heartbeat_dir(config)})")
-        served = {s for w in workers for s in w.get("stages", [])}
-        missing = [s for s in QUEUE_STAGES if s not in served]
-        if missing:
-            return _fail("workers", f"no live worker serves {', '.join(missing)}")
-        return CheckResult("workers", True, f"{len(workers)} alive")
-    return _ping_workers(config)
+    from mailpipe.broker import QUEUE_STAGES, open_broker
+    broker = open_broker(config)
+    if broker.remote_control:
+        return _ping_workers(config, broker)
+    workers = live_workers(config)
+    if not workers:
+        return _fail("workers", "no live worker (no fresh heartbeat in "
+                                f"{heartbeat_dir(config)})")
+    served = {s for w in workers for s in w.get("stages", [])}
+    missing = [s for s in QUEUE_STAGES if s not in served]
+    if missing:
+        return _fail("workers", f"no live worker serves {', '.join(missing)}")
+    return CheckResult("workers", True, f"{len(workers)} alive")
 
 
-def _ping_workers(config) -> CheckResult:
+def _ping_workers(config, broker) -> CheckResult:
     """``celery inspect ping``, then which stage queues the answering workers consume."""
     from mailpipe.workers.app import QUEUE_STAGES, create_app, queue_name
-    app = create_app(config)
+    app = create_app(config, broker)
     try:
         replies = app.control.ping(timeout=1.0)
         queues = (app.control.inspect(timeout=1.0).active_queues() or {}) if replies else {}

@@ -45,8 +45,8 @@ from mailpipe.core import metrics
 from mailpipe.ops import metrics_server, process
 from mailpipe.core.config import Config
 from mailpipe.spool import open_spool
-from mailpipe.workers.app import QUEUE_STAGES, create_app, ingress_publishers, publish, queue_name
-from mailpipe.workers.embedded_broker import BrokerDir
+from mailpipe.broker import open_broker
+from mailpipe.workers.app import create_app, ingress_publishers, publish
 from mailpipe.workers.scheduler import Scheduler
 
 log = logging.getLogger("mailpipe.serve")
@@ -201,7 +201,7 @@ class Server:
             await asyncio.sleep(self.config.pipeline.sweep_interval)
 
     async def supervise(self) -> None:
-        broker = BrokerDir(self.config.data_dir / "broker") if self.config.embedded_broker else None
+        broker = open_broker(self.config)
         while True:
             await asyncio.sleep(0.5)
             for child in self.children:
@@ -210,9 +210,8 @@ class Server:
                     continue
                 log.error("%s %d (pid %d) exited with %s; restarting", child.role, child.index,
                           child.pid, code)
-                if broker is not None and child.role == "worker":
-                    for stage in QUEUE_STAGES:
-                        broker.recover_dead(queue_name(self.config, stage))
+                if child.role == "worker":
+                    broker.recover_dead_consumers()
                 child.restarts += 1
                 await asyncio.sleep(min(5.0, 0.2 * child.restarts))
                 child.start()
@@ -224,7 +223,7 @@ def announce(config: Config) -> None:
         if name in config.pipeline.filters and value is None:
             log.warning("%s filter not configured: messages pass unscanned (set %s to enable)", name,
                         {"antivirus": "[antivirus] clamd", "spam": "[spam] spamd", "rules": "[rules] file"}[name])
-    broker = "embedded (spool://)" if config.embedded_broker else config.broker_url.split("@")[-1]
+    broker = open_broker(config).describe()
     log.info("mailpipe ready: data=%s, broker=%s, smtp=%s:%d, event loop=%s", config.data_dir, broker,
              config.ingress.listen, config.ingress.smtp_port, eventloop.chosen(config.event_loop))
 

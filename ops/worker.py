@@ -14,8 +14,9 @@ import socket
 
 from celery.signals import worker_ready
 
+from mailpipe.broker import QUEUE_STAGES, open_broker, queue_name
 from mailpipe.core.config import Config
-from mailpipe.workers.app import QUEUE_STAGES, create_app, queue_name
+from mailpipe.workers.app import create_app
 
 log = logging.getLogger("mailpipe.worker")
 
@@ -35,13 +36,13 @@ def run_worker(config: Config, stages: list[str], *, concurrency: int | None = N
                prefetch: int | None = None, name: str | None = None) -> None:
     if prefetch:
         config = config.model_copy(update={"worker": config.worker.model_copy(update={"prefetch": prefetch})})
-    app = create_app(config)
+    broker = open_broker(config)
+    app = create_app(config, broker)
     queues = ",".join(queue_name(config, s) for s in stages)
     node = name or f"mailpipe-{'+'.join(stages) if len(stages) < 4 else 'all'}-{socket.gethostname()}"
     argv = ["--quiet", "worker", "-Q", queues, "-P", "threads", "-c", str(concurrency or config.worker.concurrency),
-            "-n", f"{node}@%h", "--without-mingle", "--without-gossip", "-l", config.log_level]
-    if config.embedded_broker:
-        argv.append("--without-heartbeat")
+            "-n", f"{node}@%h", "--without-mingle", "--without-gossip", "-l", config.log_level,
+            *broker.worker_argv()]
     from mailpipe.ops import health, metrics_server  # noqa: PLC0415 (the roof, started last)
     health.start_heartbeat(config, stages)         # liveness for `mailpipe health` (embedded broker)
     metrics_server.role_started(config, "worker")  # own /metrics unless `serve` collects

@@ -1,62 +1,54 @@
-"""The Celery application: queue topology, reliability settings and one thin task per stage.
+"""The Celery application: reliability settings and one thin task per stage, over one Broker.
 
-Owns: ``create_app(config)``, queue names, task names and the publish helper
-used by the ingress, the scheduler and the stages themselves.
+Owns: ``create_app(config)``, the publish helpers used by the ingress, the
+scheduler and the stages themselves, and the re-exported queue and task names
+(``broker.topology`` defines them).
 
-Must not: contain stage logic (``workers/pipeline.py`` and ``workers/stages``)
-or read configuration on its own (it is passed in).
+Must not: contain stage logic (``workers/pipeline.py`` and ``workers/stages``),
+read configuration on its own (it is passed in), or look at the broker's kind
+(``broker.open_broker`` chose the implementation; its ``celery_options`` say what
+differs).
 
 Reliability: late acks, ``reject_on_worker_lost``, prefetch 1 per thread,
-persistent messages, publisher confirms on AMQP; no result backend.
+persistent messages, confirmed publishes; no result backend.
 """
 
 from __future__ import annotations
 
 import functools
+from typing import Any
 
 from celery import Celery
-from kombu import Exchange, Queue
 
+from mailpipe.broker import Broker, open_broker
+from mailpipe.broker.topology import QUEUE_STAGES, kombu_queues, queue_name, task_name
 from mailpipe.core import metrics
-from mailpipe.core.config import STAGES, Config
-from mailpipe.workers import embedded_broker
-from mailpipe.workers.publisher import AmqpPublisher, EmbeddedPublisher, celery_publish
+from mailpipe.core.config import Config
 
-#: every broker queue, in pipeline order
-QUEUE_STAGES = ("smtp_in",) + STAGES
+__all__ = ["QUEUE_STAGES", "celery_settings", "create_app", "ingress_publishers", "publish", "publish_many", "queue_name",
+           "task_name"]
 
 
-def queue_name(config: Config, stage: str) -> str:
-    return f"{config.queue_prefix}{stage}"
-
-
-def task_name(stage: str) -> str:
-    return f"mailpipe.{stage}"
-
-
-def create_app(config: Config) -> Celery:
-    embedded_broker.register()
+def create_app(config: Config, broker: Broker | None = None) -> Celery:
+    broker = broker or open_broker(config)
     app = Celery("mailpipe", broker=config.broker_url, set_as_current=False)
-    app.conf.update(_settings(config))
+    app.conf.update(celery_settings(config, broker))
     for stage in QUEUE_STAGES:
         _register_task(app, stage)
     app.mailpipe_config = config
     app.mailpipe_runtime = None
-    app.mailpipe_publisher = None
+    app.mailpipe_broker = broker
     return app
 
 
-def _settings(config: Config) -> dict:
-    exchange = Exchange("mailpipe", type="direct", durable=True)
-    queues = [Queue(queue_name(config, s), exchange, routing_key=queue_name(config, s), durable=True)
-              for s in QUEUE_STAGES]
-    transport_options: dict = {"data_dir": str(config.data_dir.resolve())}
-    if config.broker_url.startswith(("amqp", "pyamqp")):
-        transport_options = {"confirm_publish": True}
-    elif config.broker_url.startswith(("redis", "rediss")):
-        transport_options = {"visibility_timeout": max(600, int(config.pipeline.sweep_after) * 2)}
+def celery_settings(config: Config, broker: Broker) -> dict[str, Any]:
+    """Celery's settings: what every broker kind shares, with the kind's ``celery_options`` over them."""
+    return {**_common_settings(config), **broker.celery_options()}
+
+
+def _common_settings(config: Config) -> dict[str, Any]:
     return dict(
-        task_queues=queues,
+        task_queues=kombu_queues(config),
         task_default_queue=queue_name(config, "smtp_in"),
         task_routes={task_name(s): {"queue": queue_name(config, s), "routing_key": queue_name(config, s)}
                      for s in QUEUE_STAGES},
@@ -75,10 +67,7 @@ def _settings(config: Config) -> dict:
         worker_hijack_root_logger=False,
         worker_redirect_stdouts=False,
         worker_send_task_events=False,
-        worker_enable_remote_control=not config.embedded_broker,
         broker_connection_retry_on_startup=True,
-        broker_transport_options=transport_options,
-        broker_heartbeat=0 if config.embedded_broker else 60,
         result_backend=None,
     )
 
@@ -109,30 +98,16 @@ def publish(app: Celery, stage: str, queue_id: str, redelivered: bool = False) -
     publish_many(app, stage, [queue_id], redelivered)
 
 
-def ingress_publishers(app: Celery) -> dict:
-    """``publish``, ``publish_many`` (group commit) and the smtp_in ``backlog`` probe (flow
-    control) for ``ingress.server.IngressContext``."""
-    from mailpipe.ops.queues import BacklogProbe
-    return {"publish": functools.partial(publish, app), "publish_many": functools.partial(publish_many, app),
-            "backlog": BacklogProbe(app.mailpipe_config)}
-
-
 def publish_many(app: Celery, stage: str, queue_ids: list[str], redelivered: bool = False) -> None:
     """Put several queue IDs on a stage queue as one task message (``ingress.committer``)."""
-    _send(app, stage, queue_ids[0] if len(queue_ids) == 1 else list(queue_ids), redelivered)
+    broker: Broker = app.mailpipe_broker
+    broker.publish(stage, queue_ids, redelivered)
     metrics.published(queue_name(app.mailpipe_config, stage), len(queue_ids))
 
 
-def _send(app: Celery, stage: str, arg: str | list[str], redelivered: bool) -> None:
-    config: Config = app.mailpipe_config
-    if config.embedded_broker:
-        if app.mailpipe_publisher is None:
-            app.mailpipe_publisher = EmbeddedPublisher(str(config.data_dir.resolve()),
-                                                       lambda s: queue_name(config, s), task_name)
-        app.mailpipe_publisher(stage, arg, redelivered)
-    elif config.broker_url.startswith(("amqp", "pyamqp")):
-        if app.mailpipe_publisher is None:
-            app.mailpipe_publisher = AmqpPublisher(app, lambda s: queue_name(config, s), task_name)
-        app.mailpipe_publisher(stage, arg, redelivered)
-    else:
-        celery_publish(app, stage, arg, redelivered)
+def ingress_publishers(app: Celery) -> dict[str, Any]:
+    """``publish``, ``publish_many`` (group commit) and the smtp_in ``backlog`` probe (flow
+    control) for ``ingress.server.IngressContext``."""
+    broker: Broker = app.mailpipe_broker
+    return {"publish": functools.partial(publish, app), "publish_many": functools.partial(publish_many, app),
+            "backlog": broker.backlog_probe("smtp_in")}

@@ -84,9 +84,10 @@ def test_every_role_env_file_is_a_valid_override_with_its_own_metrics_port(monke
 
 
 def test_example_config_is_the_rabbitmq_one_host_layout():
+    from mailpipe.broker.factory import broker_class
     from mailpipe.core.config import load
     config = load(EXAMPLE / "mailpipe.toml")
-    assert config.broker_url.startswith("amqp://") and not config.embedded_broker
+    assert config.broker_url.startswith("amqp://") and broker_class(config.broker_url).kind == "amqp"
     assert (config.ingress.smtp_port, config.imap.port, config.pop3.port) == (25, 143, 110)
     assert config.antivirus.clamd and config.spam.spamd and config.rules.file
 

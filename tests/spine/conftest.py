@@ -1,22 +1,71 @@
+"""The broker suite: every test here that takes ``broker_url`` runs on each Broker kind.
+
+Embedded (``spool://``), RabbitMQ (a throw-away vhost on the shared server) and
+Redis (a database of the shared server claimed for the module, flushed after).
+``test_broker_conformance.py`` is the Broker interface's conformance suite; the
+end-to-end tests (serve, flow control, group commit, crash) run on the same kinds.
+"""
+
 from __future__ import annotations
+
+import uuid
 
 import pytest
 
-from tests.support import ServeProcess, add_accounts, drop_vhost, rabbitmq_vhost
+from tests.support import ServeProcess, add_accounts, drop_vhost, need_server, rabbitmq_vhost
 
 USERS = ["alice", "carol", "dave", "erin", "frank", "grace"]
+BROKERS = ["embedded", "rabbitmq", "redis"]
+REDIS_DBS = range(1, 16)        #: db 0 is left alone; a module claims a free one
+CLAIM_KEY = "mailpipe-test-claim"
 
 
-@pytest.fixture(scope="module", params=["embedded", "rabbitmq"])
-def broker_url(request):
-    if request.param == "embedded":
-        yield "spool://"
-        return
-    vhost = rabbitmq_vhost()
+def claim_redis_db() -> tuple[int, str]:
+    """A Redis database nobody uses (empty), claimed with a key only this test holds."""
+    need_server(6379, "Redis")
+    import redis
+    token = uuid.uuid4().hex
+    for db in REDIS_DBS:
+        client = redis.Redis(host="127.0.0.1", port=6379, db=db, socket_timeout=5)
+        try:
+            if client.dbsize() == 0 and client.set(CLAIM_KEY, token, nx=True):
+                return db, token
+        finally:
+            client.close()
+    pytest.fail("no free Redis database on 127.0.0.1:6379 (all of 1-15 hold keys)")
+
+
+def release_redis_db(db: int, token: str) -> None:
+    import redis
+    client = redis.Redis(host="127.0.0.1", port=6379, db=db, socket_timeout=5)
     try:
-        yield f"amqp://guest:guest@127.0.0.1:5672/{vhost}"
+        if client.get(CLAIM_KEY) == token.encode():
+            client.flushdb()
     finally:
-        drop_vhost(vhost)
+        client.close()
+
+
+def broker_for(kind: str):
+    """A generator: yield a broker URL of that kind, clean up after."""
+    if kind == "embedded":
+        yield "spool://"
+    elif kind == "rabbitmq":
+        vhost = rabbitmq_vhost()
+        try:
+            yield f"amqp://guest:guest@127.0.0.1:5672/{vhost}"
+        finally:
+            drop_vhost(vhost)
+    else:
+        db, token = claim_redis_db()
+        try:
+            yield f"redis://127.0.0.1:6379/{db}"
+        finally:
+            release_redis_db(db, token)
+
+
+@pytest.fixture(scope="module", params=BROKERS)
+def broker_url(request):
+    yield from broker_for(request.param)
 
 
 @pytest.fixture(scope="module")

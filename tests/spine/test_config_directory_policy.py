@@ -7,6 +7,7 @@ import uuid
 
 import pytest
 
+from mailpipe.broker.factory import broker_class
 from mailpipe.core.errors import AccountError, ConfigError
 from mailpipe.ingress import policy, replies
 from mailpipe.core.config import load
@@ -18,7 +19,7 @@ def test_defaults_match_the_design_ports():
     assert (config.ingress.smtp_port, config.ingress.submission_port, config.ingress.smtps_port) == (2525, 2587, 2465)
     assert (config.imap.port, config.imap.tls_port, config.pop3.port, config.pop3.tls_port) == (2143, 2993, 2110, 2995)
     assert config.metrics.port == 9425 and config.ingress.listen == "127.0.0.1"
-    assert config.embedded_broker and config.ingress.trusted_networks == []
+    assert broker_class(config.broker_url).kind == "embedded" and config.ingress.trusted_networks == []
 
 
 @pytest.mark.parametrize("toml, key", [

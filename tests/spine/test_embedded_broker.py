@@ -9,12 +9,12 @@ import sys
 
 from kombu import Connection, Exchange, Queue
 
-from mailpipe.workers import embedded_broker
-from mailpipe.workers.embedded_broker import BrokerDir
+from mailpipe.broker import embedded_transport
+from mailpipe.broker.embedded_transport import BrokerDir
 
 
 def conn(tmp_path):
-    embedded_broker.register()
+    embedded_transport.register()
     return Connection("spool://", transport_options={"data_dir": str(tmp_path)})
 
 
@@ -51,8 +51,8 @@ def test_reject_with_requeue_puts_it_back(tmp_path):
 CLAIMER = """
 import sys, time
 from kombu import Connection
-from mailpipe.workers import embedded_broker
-embedded_broker.register()
+from mailpipe.broker import embedded_transport
+embedded_transport.register()
 with Connection("spool://", transport_options={"data_dir": sys.argv[1]}) as c:
     with c.SimpleQueue("local") as q:
         m = q.get(timeout=5)

@@ -1,4 +1,4 @@
-"""The embedded broker: a kombu transport on a local directory, safe against kill -9.
+"""The embedded broker's kombu transport (``spool://``): a local directory, safe against kill -9.
 
 No stock kombu transport survives a crash test (see the project notes): the
 stock ``filesystem://`` transport can hand out a half-written file and forgets
@@ -27,6 +27,8 @@ machine, docs/design.md), while a rename costs a few microseconds.
 Use with the ``threads`` or ``solo`` pool (billiard's prefork pool can deadlock
 when a child dies on a non-AMQP transport). The URL is ``spool://`` and the
 directory comes from ``transport_options={"data_dir": ...}``.
+
+Must not: know stages, tasks or Celery (``broker/embedded.py`` is the Broker on top).
 """
 
 from __future__ import annotations
@@ -286,7 +288,6 @@ class Transport(virtual.Transport):
     Channel = Channel
     polling_interval = 0.05
     busy_interval = 0.002
-    default_port = 0
     driver_type = "spool"
     driver_name = "mailpipe-spool"
     implements = virtual.Transport.implements.extend(asynchronous=False, exchange_type=frozenset(["direct"]))
@@ -294,11 +295,13 @@ class Transport(virtual.Transport):
     def driver_version(self):
         return "1"
 
-    def drain_events(self, connection, timeout=None):
+    def drain_events(self, connection, timeout=None, **kwargs):
         started = time.monotonic()
+        cycle = self.cycle
+        assert cycle is not None, "drain_events before the transport set up its cycle"
         while True:
             try:
-                self.cycle.get(self._deliver, timeout=timeout)
+                cycle.get(self._deliver, timeout=timeout)
                 return
             except Empty:
                 if timeout is not None and time.monotonic() - started >= timeout:
@@ -310,4 +313,4 @@ class Transport(virtual.Transport):
 
 def register() -> None:
     """Make ``spool://`` resolve to this transport (called by the app factory, not at import)."""
-    TRANSPORT_ALIASES.setdefault("spool", "mailpipe.workers.embedded_broker:Transport")
+    TRANSPORT_ALIASES.setdefault("spool", "mailpipe.broker.embedded_transport:Transport")
