@@ -17,6 +17,7 @@ import ipaddress
 import socket
 import tomllib
 from pathlib import Path
+from collections.abc import Mapping
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -26,7 +27,8 @@ from mailpipe.core.errors import ConfigError
 
 EMBEDDED_BROKER = "spool://"
 STAGES = ("antivirus", "spam", "rules", "route", "local", "remote")
-FILTER_STAGES = ("antivirus", "spam", "rules")
+FilterStage = Literal["antivirus", "spam", "rules"]
+FILTER_STAGES: tuple[FilterStage, ...] = ("antivirus", "spam", "rules")
 
 
 class Section(BaseModel):
@@ -67,7 +69,7 @@ class IngressConfig(Section):
 
 
 class PipelineConfig(Section):
-    filters: list[Literal["antivirus", "spam", "rules"]] = list(FILTER_STAGES)  #: order of filter stages
+    filters: list[FilterStage] = list(FILTER_STAGES)  #: order of filter stages
     sweep_after: float = Field(300.0, gt=0)    #: republish a message whose stage has not advanced for this long (s)
     sweep_interval: float = Field(30.0, gt=0)  #: how often the sweeper and scheduler run (s)
     max_redeliveries: int = Field(5, ge=1)     #: crashes of one message before it is dead-lettered
@@ -255,7 +257,7 @@ class Config(BaseSettings):
         return self.database_url or f"sqlite:///{self.data_dir.resolve() / 'mailpipe.db'}"
 
 
-def _describe(error: dict[str, Any], raw: dict[str, Any]) -> str:
+def _describe(error: Mapping[str, Any], raw: dict[str, Any]) -> str:
     key = ".".join(str(part) for part in error["loc"])
     value = error.get("input")
     if isinstance(value, dict):
