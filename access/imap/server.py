@@ -85,6 +85,9 @@ class ImapService:
             await conn.run()
         except (ConnectionError, asyncio.IncompleteReadError, OSError):
             pass
+        except RuntimeError:
+            if not writer.is_closing():    # uvloop: a write after the peer reset; anything else is a bug
+                raise
         finally:
             self._connections.discard(conn)
             self.registry.disconnect(peer)
