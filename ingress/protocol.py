@@ -34,7 +34,7 @@ from mailpipe.ingress.grammar import OBSOLETE_VERBS, Command, Verb, parse_comman
 from mailpipe.ingress.sasl import SaslExchange
 
 __all__ = ["ALLOWED", "AuthRequest", "Close", "Envelope", "MailRequest", "MessageRequest", "Output",
-           "RcptRequest", "Reply", "Session", "Settings", "SmtpCore", "StartTls", "State"]
+           "Phase", "RcptRequest", "Reply", "Session", "Settings", "SmtpCore", "StartTls", "State"]
 
 
 class State(enum.Enum):
@@ -48,6 +48,18 @@ class State(enum.Enum):
     AUTH = "auth"            # waiting for a SASL response line
     WAIT = "wait"            # a request is out; input waits
     CLOSED = "closed"
+
+
+class Phase(enum.Enum):
+    """What the client is expected to finish before its deadline (the shell keeps the clock).
+
+    COMMAND: the next command line; DATA: the whole DATA or BDAT phase (from DATA or the first
+    BDAT to the final chunk or RSET); AUTH: the whole SASL exchange.
+    """
+
+    COMMAND = "command"
+    DATA = "data"
+    AUTH = "auth"
 
 
 _ANY = frozenset({State.FRESH, State.READY, State.MAIL, State.RCPT, State.CHUNKS})
@@ -109,6 +121,15 @@ class SmtpCore:
     @property
     def in_data(self) -> bool:
         return self.state in (State.DATA, State.CHUNK)
+
+    @property
+    def phase(self) -> Phase:
+        """Which deadline the shell applies now (see ``Phase``)."""
+        if self.state in (State.DATA, State.CHUNK, State.CHUNKS):
+            return Phase.DATA
+        if self.state is State.AUTH:
+            return Phase.AUTH
+        return Phase.COMMAND
 
     def receive(self, data: bytes) -> list[Output]:
         self._buf += data

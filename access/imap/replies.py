@@ -17,6 +17,7 @@ BYE_LOGOUT = "Logging out"
 BYE_SHUTDOWN = "Server shutting down"
 BYE_TIMEOUT = "Autologout; idle for too long"
 BYE_TOO_MANY = "Too many connections"
+BYE_UNAVAILABLE = "[UNAVAILABLE] Too many connections, try again later"   #: the server-wide cap (RFC 5530)
 BYE_FATAL = "Protocol error, closing"
 
 OK_DONE = "completed"
