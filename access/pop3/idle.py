@@ -37,7 +37,8 @@ class IdleWatchdog:
         self.until = until          #: absolute deadline (same clock as `now`), None: none
         self.waiting = False
         self.expired = False
-        self._handle = self.loop.call_at(self.loop.time() + idle, self.check)
+        first = idle if until is None else max(0.0, min(idle, until - self.now()))
+        self._handle = self.loop.call_at(self.loop.time() + first, self.check)
 
     def touch(self) -> None:
         self.last = self.now()
