@@ -259,25 +259,65 @@ def add_message(folder: Path, data: bytes, letters: str = "",
                 mtime: float | None = None) -> tuple[int, int]:
     """Store a new message in cur/ with flags; returns (uidvalidity, uid)."""
     folder = Path(folder)
-    base = new_base(len(data))
-    letters = "".join(sorted(set(letters)))
-    tmp = folder / "tmp" / base
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    tmp = TmpMessage(folder, len(data))
     try:
-        write_all(fd, data)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    if mtime is not None:
-        os.utime(tmp, (mtime, mtime))
+        tmp.write(data)
+        tmp.close()
+    except BaseException:
+        tmp.discard()
+        raise
+    return add_file(folder, tmp.path, letters, mtime)
 
-    def place() -> None:
-        os.rename(tmp, folder / "cur" / f"{base}:2,{letters}")
+
+class TmpMessage:
+    """A new message written into a Maildir's ``tmp/`` piece by piece (e.g. a large IMAP APPEND).
+
+    ``add_file`` then moves it into place; ``discard`` removes it.
+    """
+
+    def __init__(self, folder: Path, size: int) -> None:
+        self.path = f"{folder}/tmp/{new_base(size)}"
+        self._fd: int | None = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
+                                       | os.O_CLOEXEC, 0o600)
+
+    def write(self, data: bytes) -> None:
+        assert self._fd is not None
+        write_all(self._fd, data)
+
+    def close(self) -> None:
+        if self._fd is not None:
+            fd, self._fd = self._fd, None
+            os.close(fd)
+
+    def discard(self) -> None:
+        self.close()
+        try:
+            os.unlink(self.path)
+        except FileNotFoundError:
+            pass
+
+
+def add_file(folder: Path, tmp: str, letters: str = "", mtime: float | None = None) -> tuple[int, int]:
+    """Move the complete file `tmp` (in a ``tmp/`` of the same Maildir) into `folder`'s cur/ with flags,
+    after fsync; returns (uidvalidity, uid). The file's name is the message's base name."""
+    folder = Path(folder)
+    base = os.path.basename(tmp)
+    letters = "".join(sorted(set(letters)))
     try:
+        fd = os.open(tmp, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        if mtime is not None:
+            os.utime(tmp, (mtime, mtime))
+
+        def place() -> None:
+            os.rename(tmp, folder / "cur" / f"{base}:2,{letters}")
         return uidlist.add(folder, base, place)
     finally:
-        if tmp.exists():
-            tmp.unlink()
+        if os.path.lexists(tmp):
+            os.unlink(tmp)
 
 
 def internal_date(folder: Path, msg: Message) -> float:

@@ -15,7 +15,7 @@ import time
 from email.utils import parsedate_tz
 
 from mailpipe.access.imap import grammar, replies
-from mailpipe.access.imap.grammar import Atom, Syntax, quote
+from mailpipe.access.imap.grammar import Atom, Spooled, Syntax, quote
 from mailpipe.access.imap.selected import View
 from mailpipe.access.imap.session import Refused
 from mailpipe.access.imap.states import State
@@ -245,13 +245,18 @@ def cmd_append(s, cmd) -> bytes:
     name = mailbox_name(args.pop(0))
     flags = [grammar.atom(t) for t in args.pop(0)] if isinstance(args[0], list) else []
     when = parse_datetime(grammar.astring(args.pop(0))) if len(args) == 2 else None
-    if len(args) != 1 or not isinstance(args[0], bytes):
+    message = args[0] if len(args) == 1 else None
+    if not isinstance(message, (bytes, Spooled)):
         raise Syntax("APPEND needs the message as a literal")
     path = _path(s, name)
     if not (path / "cur").is_dir():
         raise Refused(replies.NO_TRYCREATE)
     letters = mailbox.letters_of(path, [f for f in flags if f.lower() != "\\recent"])
-    validity, uid = mailbox.add_message(path, args[0], letters, when if when is not None else time.time())
+    mtime = when if when is not None else time.time()
+    if isinstance(message, Spooled):       # a large message the shell already wrote to tmp/
+        validity, uid = mailbox.add_file(path, message.path, letters, mtime)
+    else:
+        validity, uid = mailbox.add_message(path, message, letters, mtime)
     return s.updates() + replies.tagged(cmd.tag, "OK", f"[APPENDUID {validity} {uid}] {replies.OK_DONE}")
 
 

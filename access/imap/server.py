@@ -28,6 +28,7 @@ import logging
 
 from mailpipe.access.imap import replies
 from mailpipe.access.imap.limits import Registry
+from mailpipe.access.imap.literals import SPILL_OVER, Spiller
 from mailpipe.access.imap.parser import CONTINUE, NEED_DATA, CommandParser, Line
 from mailpipe.access.imap.session import Action, Env, Session
 from mailpipe.core.authlimit import FailureLimiter
@@ -124,6 +125,7 @@ class ImapService:
                 raise
         finally:
             self._connections.discard(conn)
+            conn.release()
             self.registry.disconnect(peer)
             conn.session.close()
             writer.close()
@@ -148,7 +150,8 @@ class _Connection:
         cfg = service.config.imap
         self.service, self.reader, self.writer, self.session = service, reader, writer, session
         self.max_literal = cfg.max_literal
-        self.parser = CommandParser(PRE_AUTH_LITERAL, cfg.max_line)
+        self.spiller = Spiller(lambda: session.root)     # large APPEND literals go to the Maildir's tmp/
+        self.parser = self._new_parser(cfg.max_line)
         self.timeout, self.poll = cfg.idle_timeout, cfg.idle_poll
         self.task: asyncio.Task | None = None
         self.closing = False
@@ -156,6 +159,14 @@ class _Connection:
         loop = asyncio.get_running_loop()
         self.login_deadline = loop.time() + cfg.login_timeout   #: absolute from connect, until login
         self.deadline = min(loop.time() + self.timeout, self.login_deadline)
+
+    def _new_parser(self, max_line: int) -> CommandParser:
+        return CommandParser(PRE_AUTH_LITERAL, max_line, spill_over=SPILL_OVER, spill=self.spiller)
+
+    def release(self) -> None:
+        """The connection ended: no spooled literal may stay behind in tmp/."""
+        self.parser.abandon()
+        self.spiller.cleanup()
 
     def shutdown(self) -> None:
         if self.closing:
@@ -235,6 +246,7 @@ class _Connection:
             if outcome.stream is not None:
                 await self._stream(outcome)
             self._command_done()
+            self.spiller.cleanup()       # a spooled literal the command did not take
             self.parser.line_mode = self.session.wants_line
             self.parser.max_literal = self.max_literal if self.session.user else PRE_AUTH_LITERAL
             if outcome.action is Action.CLOSE:
@@ -256,6 +268,7 @@ class _Connection:
             self.writer.write(replies.tagged(outcome.tag, "NO", replies.NO_SERVER))
 
     async def _starttls(self) -> None:
-        self.parser = CommandParser(PRE_AUTH_LITERAL, self.parser.max_line)  # drop pipelined plaintext
+        self.parser.abandon()
+        self.parser = self._new_parser(self.parser.max_line)   # drop pipelined plaintext
         await self.writer.start_tls(self.service.tls.context, ssl_handshake_timeout=TLS_HANDSHAKE_TIMEOUT)
         self.session.env.tls_active = True
