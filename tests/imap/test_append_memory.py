@@ -60,3 +60,12 @@ def test_a_60_mb_append_keeps_server_memory_flat_and_arrives_intact(tmp_path):
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(5)
+
+
+def test_a_large_append_to_a_missing_mailbox_leaves_nothing_in_tmp(server):
+    client = server.login()
+    typ, data = client.append("Nowhere", None, None, b"Subject: x\r\n\r\n" + b"y" * (3 << 20))
+    assert typ == "NO" and b"TRYCREATE" in data[0]
+    assert client.noop()[0] == "OK"
+    client.logout()
+    assert list((server.root / "tmp").iterdir()) == []
