@@ -81,6 +81,12 @@ KNOWN_MAIL_PARAMS = frozenset({"SIZE", "BODY", "SMTPUTF8", "AUTH"})
 BODY_VALUES = frozenset({"7BIT", "8BITMIME"})
 
 
+def _address(command: Command) -> str:
+    """The mailbox of MAIL or RCPT (the grammar never gives these commands none)."""
+    assert command.address is not None
+    return command.address
+
+
 def is_error(reply: str) -> bool:
     return reply[:1] in ("4", "5")
 
@@ -309,14 +315,15 @@ class SmtpCore:
         if command.params and not self.session.extended_smtp:
             self._reply(replies.UNKNOWN_PARAM)          # parameters are ESMTP: not after HELO
             return
+        address = _address(command)
         problem, smtputf8 = self._mail_params(command.params)
-        if problem is None and not command.address.isascii() and not smtputf8:
+        if problem is None and not address.isascii() and not smtputf8:
             problem = replies.NON_ASCII
         if problem is not None:
             self._reply(problem)
             return
-        self.envelope = Envelope(mail_from=command.address, mail_options=command.params, smtputf8=smtputf8)
-        self._request(MailRequest(command.address, command.params))
+        self.envelope = Envelope(mail_from=address, mail_options=command.params, smtputf8=smtputf8)
+        self._request(MailRequest(address, command.params))
 
     def _mail_params(self, params: tuple) -> tuple[str | None, bool]:
         seen: set[str] = set()
@@ -336,14 +343,15 @@ class SmtpCore:
         return None, "SMTPUTF8" in seen
 
     def _rcpt(self, command: Command) -> None:
+        address = _address(command)
         if command.params:                              # no RCPT parameter is advertised
             self._reply(replies.UNKNOWN_PARAM)
-        elif not command.address.isascii() and not self.envelope.smtputf8:
+        elif not address.isascii() and not self.envelope.smtputf8:
             self._reply(replies.NON_ASCII)
         elif len(self.envelope.rcpt_tos) >= self.settings.max_recipients:
             self._reply(replies.TOO_MANY_RECIPIENTS)
         else:
-            self._request(RcptRequest(command.address, command.params))
+            self._request(RcptRequest(address, command.params))
 
     def _start_data(self, command: Command) -> None:
         self._data = DataReader(self.settings.max_size, self.settings.max_header_size)
@@ -352,6 +360,7 @@ class SmtpCore:
 
     def _feed_data(self) -> bool:
         """Give buffered bytes to the DATA reader; True when the message ended."""
+        assert self._data is not None                    # state DATA has a reader
         data, self._buf = bytes(self._buf), bytearray()
         result = self._data.feed(data) if data else None
         if result is None:
@@ -379,11 +388,12 @@ class SmtpCore:
     def _feed_chunk(self) -> bool:
         """Take this chunk's octets from the buffer; True when the chunk is complete."""
         chunk = self._chunk
+        assert chunk is not None                         # state CHUNK has a chunk
         if chunk.remaining:
             take = bytes(self._buf[:chunk.remaining])
             del self._buf[:len(take)]
             chunk.remaining -= len(take)
-            if chunk.problem is None:
+            if chunk.problem is None and self._chunks is not None:
                 self._chunks.add(take)
             if chunk.remaining:
                 return False
@@ -399,6 +409,7 @@ class SmtpCore:
         return True
 
     def _end_chunks(self) -> None:
+        assert self._chunks is not None                  # a last chunk without a problem has a collector
         result, self._chunks = self._chunks.finish(), None
         if result.reply is not None:
             self.envelope = Envelope()
@@ -431,6 +442,7 @@ class SmtpCore:
         self._sasl_step(line.strip())
 
     def _sasl_step(self, line: bytes | None) -> None:
+        assert self._sasl is not None                    # state AUTH has an exchange
         result = self._sasl.step(line)
         self.state = State.READY
         if isinstance(result, AuthRequest):

@@ -23,9 +23,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import ssl
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import Callable
 
 from mailpipe.core.authlimit import FailureLimiter
 from mailpipe.core.clock import Clock, SystemClock
@@ -49,20 +51,24 @@ from mailpipe.spool.model import Entry, Recipient
 log = logging.getLogger("mailpipe.ingress")
 
 
+Publish = Callable[[str, str], None]
+PublishMany = Callable[[str, list[str]], None]
+
+
 @dataclass
 class IngressContext:
     config: Config
     directory: Directory
     spool: FilesystemSpool
-    publish: object                        # (stage, queue_id) -> None, raises BrokerUnavailable
-    publish_many: object = None            # (stage, [queue_id, ...]) -> None; default: publish each
+    publish: Publish                       #: (stage, queue_id) -> None, raises BrokerUnavailable
+    publish_many: PublishMany | None = None  #: (stage, [queue_id, ...]) -> None; default: publish each
     executor: ThreadPoolExecutor = field(default=None)  # type: ignore[assignment]
     tls: TlsContexts | None = None         #: the shared server TLS context (None: no TLS listeners)
     limiter: FailureLimiter = field(default=None)  # type: ignore[assignment]
     bound: dict[str, int] = field(default_factory=dict)   #: listener name -> bound port
     clock: Clock = field(default_factory=SystemClock)
     auth_executor: ThreadPoolExecutor = field(default=None)  # type: ignore[assignment]
-    backlog: object = None                 #: () -> ready messages on smtp_in, or None; None: no flow control
+    backlog: Callable[[], int | None] | None = None   #: () -> ready messages on smtp_in, or None; None: no flow control
 
     def __post_init__(self) -> None:
         cfg = self.config.ingress
@@ -155,8 +161,8 @@ class Handler:
         refused = self.policy_reply(session, request.address, None)
         if refused:
             return refused
-        if session.authenticated:
-            if not self.ctx.directory.snapshot().owns_sender(session.auth_data, request.address):
+        if session.authenticated:     # no identity owns nothing: "" owns no address
+            if not self.ctx.directory.snapshot().owns_sender(session.auth_data or "", request.address):
                 log.info("reject: MAIL from %s: <%s> not owned by %s", peer_ip(session),
                          policy.printable(request.address), session.auth_data)
                 metrics.ingress_rejected(replies.SENDER_NOT_OWNED)
@@ -291,12 +297,13 @@ async def start_ingress(ctx: IngressContext, tls: TlsContexts | None = None,
     if ctx.backlog is not None and cfg.in_flow_delay > 0:
         ctx.flow.start(asyncio.get_running_loop())
     handler = Handler(ctx)
-    listeners = [(ListenerSpec("smtp", greet_pause=cfg.greet_pause), cfg.smtp_port, None)]
+    listeners: list[tuple[ListenerSpec, int, ssl.SSLContext | None]] = [
+        (ListenerSpec("smtp", greet_pause=cfg.greet_pause), cfg.smtp_port, None)]
     if ctx.tls is not None and ctx.tls.context is not None:
         listeners.append((ListenerSpec("submission", auth_required=True), cfg.submission_port, None))
         listeners.append((ListenerSpec("smtps", implicit_tls=True, auth_required=True), cfg.smtps_port,
                           ctx.tls.context))
-    servers = []
+    servers: list[asyncio.Server] = []
     for spec, port, context in listeners:
         try:
             server = await _listen(ctx, handler, spec, port, context, reuse_port)
@@ -311,7 +318,8 @@ async def start_ingress(ctx: IngressContext, tls: TlsContexts | None = None,
     return servers
 
 
-async def _listen(ctx: IngressContext, handler: Handler, spec: ListenerSpec, port: int, context,
+async def _listen(ctx: IngressContext, handler: Handler, spec: ListenerSpec, port: int,
+                  context: ssl.SSLContext | None,
                   reuse_port: bool) -> asyncio.Server:
     cfg = ctx.config.ingress
     return await asyncio.start_server(connection_handler(ctx, handler, spec), cfg.listen, port,

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 import time
+from typing import Callable
 from email.utils import parsedate_tz
 
 from mailpipe.access.imap import grammar, replies
@@ -174,7 +175,7 @@ def _attributes(name: str, names: set[str], exists: bool) -> list[str]:
 
 def _all_names(s) -> tuple[set[str], set[str]]:
     real = set(folders.list_folders(s.root))
-    implied = set()
+    implied: set[str] = set()
     for name in real:
         parts = name.split(DELIMITER)
         implied.update(DELIMITER.join(parts[:i]) for i in range(1, len(parts)))
@@ -260,7 +261,7 @@ def cmd_append(s, cmd) -> bytes:
     return s.updates() + replies.tagged(cmd.tag, "OK", f"[APPENDUID {validity} {uid}] {replies.OK_DONE}")
 
 
-HANDLERS = {
+HANDLERS: dict[str, Callable[..., bytes]] = {
     "SELECT": cmd_select, "EXAMINE": cmd_examine, "CREATE": cmd_create, "DELETE": cmd_delete,
     "RENAME": cmd_rename, "SUBSCRIBE": cmd_subscribe, "UNSUBSCRIBE": cmd_unsubscribe,
     "LIST": cmd_list, "LSUB": cmd_lsub, "STATUS": cmd_status, "APPEND": cmd_append,

@@ -24,13 +24,15 @@ import enum
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator, Protocol
 
 from mailpipe.access.imap import grammar, replies, states
 from mailpipe.access.imap.grammar import Syntax
+from mailpipe.access.imap.limits import Registry
 from mailpipe.access.imap.parser import Command, Line, Malformed
 from mailpipe.access.imap.selected import View
 from mailpipe.access.imap.states import State
+from mailpipe.core.config import Config
 from mailpipe.core.tls import is_loopback
 
 log = logging.getLogger("mailpipe.imap")
@@ -60,14 +62,30 @@ class Refused(Exception):
         self.reply = reply
 
 
+class Accounts(Protocol):
+    """The account directory as a session sees it (``mailstore.directory.Directory``, or a test's)."""
+
+    def authenticate(self, address: str, password: str) -> str | None: ...
+
+
+class LoginLimiter(Protocol):
+    """Failed-login bookkeeping per client address (``core.authlimit.FailureLimiter``)."""
+
+    def locked(self, ip: str) -> bool: ...
+
+    def failure(self, ip: str) -> float: ...
+
+    def success(self, ip: str) -> None: ...
+
+
 @dataclass
 class Env:
     """What a session needs from outside, injected by the shell (or a test)."""
 
-    config: object
-    directory: object
-    limiter: object
-    registry: object
+    config: Config
+    directory: Accounts
+    limiter: LoginLimiter
+    registry: Registry
     peer: str
     tls_available: bool
     tls_active: bool = False
@@ -204,7 +222,7 @@ def _is_ok(data: bytes, tag: str) -> bool:
     return (b"\r\n" + data).rfind(f"\r\n{tag} OK".encode()) >= 0
 
 
-def _maildir(config, user: str) -> Path:
+def _maildir(config: Config, user: str) -> Path:
     from mailpipe.mailstore.maildir import ensure_maildir, maildir_path
     root = maildir_path(config.data_dir, user)
     ensure_maildir(root)
@@ -308,7 +326,9 @@ def _auth_step(s: Session, data: bytes) -> Outcome:
 
 from mailpipe.access.imap import mailboxes, messages  # noqa: E402  (they import Refused/Outcome from here)
 
-HANDLERS: dict = {
+Handler = Callable[[Session, Command], "Outcome | bytes"]
+
+HANDLERS: dict[str, Handler] = {
     "CAPABILITY": cmd_capability, "NOOP": cmd_noop, "LOGOUT": cmd_logout, "STARTTLS": cmd_starttls,
     "ID": cmd_id, "ENABLE": cmd_enable, "NAMESPACE": cmd_namespace, "IDLE": cmd_idle,
     "LOGIN": cmd_login, "AUTHENTICATE": cmd_authenticate,
