@@ -1,6 +1,7 @@
-"""Issue 17.6: under a low descriptor limit, IMAP connections cannot take the descriptors the SMTP
-ingress in the same process needs: IMAP refuses with ``* BYE [UNAVAILABLE]`` while a reserve is
-left, and SMTP still accepts a message. Real server process, real sockets."""
+"""Issue 17.6: under a low descriptor limit, IMAP (or POP3) connections cannot take the descriptors
+the SMTP ingress in the same process needs: IMAP refuses with ``* BYE [UNAVAILABLE]`` (POP3 with
+``-ERR [SYS/TEMP]``) while a reserve is left, and SMTP still accepts a message. Real server process,
+real sockets."""
 
 from __future__ import annotations
 
@@ -11,7 +12,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from mailpipe.access.imap import replies
+from mailpipe.access.pop3 import replies as pop3_replies
 
 ROOT = Path(__file__).resolve().parents[2]
 NOFILE = 256
@@ -26,20 +30,25 @@ def _greeting(port: int) -> tuple[socket.socket, bytes]:
         return sock, b""
 
 
-def test_imap_connections_cannot_starve_smtp(tmp_path):
-    proc = subprocess.Popen([sys.executable, "-m", "tests.imap.fdserver", str(tmp_path), str(NOFILE)],
+GREETING = {"imap": b"* OK", "pop3": b"+OK"}
+REFUSAL = {"imap": f"* BYE {replies.BYE_UNAVAILABLE}\r\n".encode(), "pop3": pop3_replies.TOO_MANY_CONNECTIONS.line()}
+
+
+@pytest.mark.parametrize("protocol", ["imap", "pop3"])
+def test_access_connections_cannot_starve_smtp(tmp_path, protocol):
+    proc = subprocess.Popen([sys.executable, "-m", "tests.imap.fdserver", str(tmp_path), str(NOFILE), protocol],
                             cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     held: list[socket.socket] = []
     try:
         ports = json.loads(proc.stdout.readline())
         refused = b""
         for _ in range(MAX_TRIES):          # bounded: NOFILE descriptors cannot hold more
-            sock, line = _greeting(ports["imap"])
+            sock, line = _greeting(ports["access"])
             held.append(sock)
-            if not line.startswith(b"* OK"):
+            if not line.startswith(GREETING[protocol]):
                 refused = line
                 break
-        assert refused == f"* BYE {replies.BYE_UNAVAILABLE}\r\n".encode(), (len(held), refused)
+        assert refused == REFUSAL[protocol], (len(held), refused)
         assert len(held) > 50                # the reserve is a quarter of the limit, not all of it
         with smtplib.SMTP("127.0.0.1", ports["smtp"], timeout=10) as smtp:
             smtp.ehlo("client.example")
