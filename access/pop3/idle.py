@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import asyncio
 
+OVERDUE_RECHECK = 0.05   #: seconds between checks once past `until` while the connection is busy
+
 
 class IdleWatchdog:
     def __init__(self, idle: float, task: asyncio.Task, progress=lambda: 0, now=None,
@@ -58,8 +60,8 @@ class IdleWatchdog:
             self.task.cancel()
             return
         remaining = self.idle - (now - self.last) if now - self.last < self.idle else self.idle
-        if self.until is not None:
-            remaining = max(0.0, min(remaining, self.until - now))
+        if self.until is not None:      # overdue while busy (a login check): look again soon, never spin
+            remaining = max(OVERDUE_RECHECK, min(remaining, self.until - now))
         self._handle.cancel()
         self._handle = self.loop.call_later(remaining, self.check)
 
