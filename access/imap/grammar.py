@@ -47,7 +47,8 @@ class Literal:
 class Spooled:
     """A literal whose octets the shell stored in a file (a large APPEND message), not in memory.
 
-    It stays one token of its own; only the commands that take a message accept it.
+    It stays one token of its own; only the commands that take a message accept it. An empty
+    `path` means the octets could not be stored (they were read and dropped).
     """
 
     path: str

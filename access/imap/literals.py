@@ -5,7 +5,10 @@ octets) and the ``LiteralSink`` the parser writes them to: a
 ``mailstore.mailbox.TmpMessage`` that ``cmd_append`` later renames into place
 (``mailbox.add_file``), as the SMTP ingress streams DATA to the spool. Files a
 command did not consume are removed after the command and when the
-connection ends.
+connection ends. A file that cannot be written (disk full, a broken
+``tmp/``) is logged in one line and discarded; the literal's remaining
+octets are read and dropped, and the command gets a ``Spooled`` without a
+path, which APPEND answers ``NO [UNAVAILABLE]``: the connection goes on.
 
 Must not: parse commands (the parser hands over the command text so far) or
 decide replies.
@@ -14,6 +17,7 @@ decide replies.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 from pathlib import Path
 
@@ -21,24 +25,48 @@ from mailpipe.access.imap.grammar import Spooled
 from mailpipe.access.imap.parser import LiteralSink
 from mailpipe.mailstore.mailbox import TmpMessage
 
+log = logging.getLogger("mailpipe.imap")
+
 SPILL_OVER = 1 << 20     #: octets; smaller literals stay in memory (cheaper, and most messages are)
 
 
 class FileSink:
     def __init__(self, root: Path, size: int, finished: list[str]) -> None:
-        self.size, self.finished = size, finished
-        self.tmp = TmpMessage(root, size)
+        self.root, self.size, self.finished = root, size, finished
+        self.tmp: TmpMessage | None = None
+        try:
+            self.tmp = TmpMessage(root, size)
+        except OSError as exc:
+            self._failed(exc)
+
+    def _failed(self, exc: OSError) -> None:
+        log.error("imap: cannot store an APPEND in %s/tmp: %s", self.root, exc.strerror or exc)
+        self.discard()
 
     def write(self, data: bytes) -> None:
-        self.tmp.write(data)
+        if self.tmp is None:
+            return                  # failed earlier: the octets are read and dropped
+        try:
+            self.tmp.write(data)
+        except OSError as exc:
+            self._failed(exc)
 
     def finish(self) -> Spooled:
-        self.tmp.close()
+        if self.tmp is None:
+            return Spooled("", self.size)
+        try:
+            self.tmp.close()
+        except OSError as exc:
+            self._failed(exc)
+            return Spooled("", self.size)
         self.finished.append(self.tmp.path)     # the command may consume it; else cleanup() removes it
         return Spooled(self.tmp.path, self.size)
 
     def discard(self) -> None:
-        self.tmp.discard()
+        tmp, self.tmp = self.tmp, None
+        if tmp is not None:
+            with contextlib.suppress(OSError):
+                tmp.discard()
 
 
 class Spiller:

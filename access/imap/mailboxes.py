@@ -255,6 +255,8 @@ def cmd_append(s, cmd) -> bytes:
     letters = mailbox.letters_of(path, [f for f in flags if f.lower() != "\\recent"])
     mtime = when if when is not None else time.time()
     if isinstance(message, Spooled):       # a large message the shell already wrote to tmp/
+        if not message.path:
+            raise Refused(replies.NO_STORE)    # it could not be written (logged by the shell)
         validity, uid = mailbox.add_file(path, message.path, letters, mtime)
     else:
         validity, uid = mailbox.add_message(path, message, letters, mtime)

@@ -46,6 +46,7 @@ NO_INBOX_DELETE = "[CANNOT] INBOX cannot be deleted"
 NO_TRYCREATE = "[TRYCREATE] Mailbox does not exist"
 NO_READ_ONLY = "[READ-ONLY] Mailbox is read-only"
 NO_SERVER = "[SERVERBUG] Internal error"
+NO_STORE = "[UNAVAILABLE] Cannot store the message now, try again later"   #: tmp/ unwritable, disk full
 NO_EXPUNGED = "[EXPUNGEISSUED] Some messages were expunged"
 NO_TOO_MANY_KEYWORDS = "[LIMIT] Too many keywords"
 

@@ -69,3 +69,19 @@ def test_a_large_append_to_a_missing_mailbox_leaves_nothing_in_tmp(server):
     assert client.noop()[0] == "OK"
     client.logout()
     assert list((server.root / "tmp").iterdir()) == []
+
+
+def test_a_large_append_that_cannot_be_stored_is_refused_and_the_session_goes_on(server, caplog):
+    client = server.login()
+    tmp = server.root / "tmp"
+    tmp.rmdir()
+    tmp.write_bytes(b"")                 # a broken Maildir: tmp/ is a file, nothing can be created in it
+    try:
+        typ, data = client.append("INBOX", None, None, b"Subject: x\r\n\r\n" + b"y" * (3 << 20))
+        assert typ == "NO" and b"[UNAVAILABLE]" in data[0]
+        assert client.noop()[0] == "OK"
+        client.logout()
+    finally:
+        tmp.unlink()
+        tmp.mkdir()
+    assert any("cannot store an APPEND" in r.getMessage() and not r.exc_info for r in caplog.records)
