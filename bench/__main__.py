@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib
 import sys
 
-NAMES = ("smtp", "filters", "filter_ratio", "spamd_alone", "relay", "tls", "imap", "pop3")
+NAMES = ("smtp", "filters", "filter_ratio", "spamd_alone", "relay", "tls", "imap", "pop3", "queue", "stalled_destination")
 
 
 def main(argv: list[str]) -> int:

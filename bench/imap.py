@@ -46,9 +46,9 @@ def _message(i: int, size: int) -> bytes:
 
 
 def _populate(data: Path, users: int, messages: int, size: int) -> list[str]:
-    from mailpipe.mailstore.directory import Directory
+    from mailpipe.mailstore.directory import open_directory
     from mailpipe.mailstore.maildir import deliver, maildir_path
-    directory = Directory(f"sqlite:///{data}/mailpipe.db")
+    directory = open_directory(f"sqlite:///{data}/mailpipe.db")
     directory.add_domain(DOMAIN)
     names = [f"user{u}@{DOMAIN}" for u in range(users)]
     for name in names:
@@ -68,12 +68,12 @@ def _serve(data: str, portfile: str) -> None:
 
     from mailpipe.access.imap.server import ImapService
     from mailpipe.core.tls import TlsContexts
-    from mailpipe.mailstore.directory import Directory
+    from mailpipe.mailstore.directory import open_directory
     from mailpipe.core.config import Config
 
     async def main() -> None:
         config = Config(data_dir=Path(data), imap={"port": 0, "tls_port": 0, "max_connections_per_ip": 1000})
-        service = ImapService(config, Directory(f"sqlite:///{data}/mailpipe.db"), TlsContexts(None, None))
+        service = ImapService(config, open_directory(f"sqlite:///{data}/mailpipe.db"), TlsContexts(None, None))
         await service.start()
         Path(portfile + ".tmp").write_text(str(service.addresses[0][1]))
         os.replace(portfile + ".tmp", portfile)

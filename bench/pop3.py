@@ -53,12 +53,12 @@ def _message(user: int, number: int, size: int) -> bytes:
 def _setup(data: Path, args: argparse.Namespace) -> tuple[str, list[str]]:
     from argon2 import PasswordHasher
 
-    from mailpipe.mailstore.directory import Directory
+    from mailpipe.mailstore.directory import open_directory
     from mailpipe.mailstore.maildir import ensure_maildir, maildir_path
 
     db_url = f"sqlite:///{data / 'accounts.db'}"
     hasher = None if args.strong_hash else PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
-    directory = Directory(db_url, hasher=hasher)
+    directory = open_directory(db_url, hasher=hasher)
     directory.add_domain("bench.test")
     users = []
     for u in range(args.users):
@@ -76,12 +76,12 @@ def _serve(data: str, db_url: str, conn) -> None:
     """Child process: run the service until told to stop; answer CPU questions."""
     from mailpipe.access.pop3.server import Pop3Service
     from mailpipe.core.tls import TlsContexts
-    from mailpipe.mailstore.directory import Directory
+    from mailpipe.mailstore.directory import open_directory
     from mailpipe.core.config import Config
 
     async def main() -> None:
         config = Config(data_dir=Path(data), pop3={"port": 0, "tls_port": 0, "max_connections": 10_000})
-        service = Pop3Service(config, Directory(db_url), TlsContexts(None, None))
+        service = Pop3Service(config, open_directory(db_url), TlsContexts(None, None))
         await service.start()
         conn.send(service.addresses[0][1])
         loop = asyncio.get_running_loop()

@@ -205,8 +205,8 @@ def _bulk_users(data_dir: Path, users: int) -> None:
     """Add the users directly, with a cheap argon2 cost (benchmark accounts only)."""
     from argon2 import PasswordHasher
 
-    from mailpipe.mailstore.directory import Directory
-    directory = Directory(f"sqlite:///{data_dir.resolve() / 'mailpipe.db'}",
+    from mailpipe.mailstore.directory import open_directory
+    directory = open_directory(f"sqlite:///{data_dir.resolve() / 'mailpipe.db'}",
                           hasher=PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1))
     existing = set(directory.users())
     for i in range(users):

@@ -157,7 +157,8 @@ class RelayConfig(Section):
     connection_cache_time: float = Field(2.0, ge=0)  #: keep an idle connection for reuse this long (s); 0 = no reuse
     connection_reuse_limit: int = Field(100, gt=0)   #: messages per connection before it is closed
     prefer_ipv6: bool = False                    #: try AAAA addresses before A addresses
-    concurrency_wait: float = Field(30.0, ge=0)  #: wait for a free per-destination slot before deferring (s)
+    concurrency_wait: float = Field(0.0, ge=0)   #: seconds a worker thread may wait for a free per-destination slot; 0 = never wait: the message is re-queued (slot_retry) and the thread serves other mail
+    slot_retry: float = Field(2.0, gt=0)         #: all connection slots of a destination busy: try the message again after this long (s), via the spool, no attempt counted
 
 
 class TlsConfig(Section):
@@ -168,6 +169,8 @@ class TlsConfig(Section):
 class AuthConfig(Section):
     plaintext_on_loopback: bool = True   #: allow password auth without TLS on loopback connections
     max_failures: int = Field(5, gt=0)   #: failed attempts per IP before a temporary lockout
+    #: failed attempts against one account (from any addresses) before a temporary lockout of it
+    max_account_failures: int = Field(10, gt=0)
     lockout_seconds: float = Field(300.0, gt=0)
     failure_delay_cap: float = Field(5.0, ge=0)   #: longest wait (s) before answering a failed attempt
 
@@ -207,6 +210,11 @@ class MetricsConfig(Section):
     peers: list[str] = []                      #: other roles' "host:port" endpoints `queue status` sums for in/out rates
 
 
+class ProcessConfig(Section):
+    user: str | None = None     #: started as root: after binding its ports, every process runs as this user (name or uid); None = stay as started (a warning when root)
+    group: str | None = None    #: with `user`: this group (name or gid); None = the user's primary group
+
+
 class Config(BaseSettings):
     """The whole configuration. Every key has a default; see README for the file form."""
 
@@ -218,6 +226,7 @@ class Config(BaseSettings):
     hostname: str = Field(default_factory=socket.gethostname)  #: used in greetings and Received
     broker_url: str = EMBEDDED_BROKER            #: "spool://" (embedded) or "amqp://..." / "redis://..."
     database_url: str | None = None              #: None = sqlite file in data_dir
+    spool_url: str = ""                          #: "" = the filesystem spool in data_dir/spool; "file:///path" elsewhere
     queue_prefix: str = ""                       #: prefix for broker queue names
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     event_loop: Literal["auto", "uvloop", "asyncio"] = "auto"   #: servers' asyncio loop; auto = uvloop when installed
@@ -235,6 +244,7 @@ class Config(BaseSettings):
     imap: ImapConfig = ImapConfig()
     pop3: Pop3Config = Pop3Config()
     metrics: MetricsConfig = MetricsConfig()
+    process: ProcessConfig = ProcessConfig()
 
     @classmethod
     def settings_customise_sources(

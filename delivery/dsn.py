@@ -75,7 +75,8 @@ def _recipient_fields(result: RecipientResult, delayed: bool, now: float, retry_
     return fields
 
 
-def _status_part(failed, *, reporting_mta, queue_id, arrival, delayed, now, retry_until) -> str:
+def _status_part(failed: list[RecipientResult], *, reporting_mta: str, queue_id: str, arrival: float,
+                 delayed: bool, now: float, retry_until: float | None) -> str:
     blocks = ["\n".join([f"Reporting-MTA: dns; {reporting_mta}",
                          f"X-Mailpipe-Queue-ID: {queue_id}",
                          f"Arrival-Date: {_date(arrival)}"])]

@@ -9,6 +9,11 @@ TTL cache driven by the injected clock, and translation of dnspython errors::
     NXDOMAIN, null MX ("0 ."), no host with an address  -> PermanentDnsError
     SERVFAIL, timeout, no nameserver answered           -> TemporaryDnsError
 
+A host's addresses are the union of its A and AAAA answers: one family that
+fails temporarily (a server that REFUSEs AAAA) does not throw away the other's.
+Error texts read as a person writes them ("DNS timeout looking up MX for
+example.org"), never dnspython's exception names.
+
 Must not: open SMTP connections, sleep, or read a global configuration.
 """
 
@@ -22,6 +27,7 @@ import dns.exception
 import dns.nameserver
 import dns.rdatatype
 import dns.resolver
+import dns.rrset
 
 from mailpipe.core.clock import Clock, SystemClock
 from mailpipe.delivery.errors import PermanentDnsError, TemporaryDnsError
@@ -76,12 +82,16 @@ def split_host_port(item: str, default_port: int) -> tuple[str, int]:
     return item, default_port
 
 
+#: MX hosts grouped by preference, lowest first, before shuffling
+Groups = tuple[tuple[int, tuple[Host, ...]], ...]
+
+
 @dataclass(frozen=True)
 class _Entry:
     """A cached resolution: MX groups (preference, hosts) before shuffling."""
 
     expires: float
-    groups: tuple[tuple[int, tuple[Host, ...]], ...]
+    groups: Groups
 
 
 class MxResolver:
@@ -139,7 +149,7 @@ class MxResolver:
                 entry = None
         return entry
 
-    def _order(self, groups: tuple[tuple[int, tuple[Host, ...]], ...]) -> tuple[Host, ...]:
+    def _order(self, groups: Groups) -> tuple[Host, ...]:
         ordered: list[Host] = []
         for _pref, hosts in groups:
             same = list(hosts)
@@ -148,7 +158,7 @@ class MxResolver:
         return tuple(ordered[:MAX_MX_HOSTS])
 
     # -- DNS -------------------------------------------------------------
-    def _lookup(self, domain: str) -> tuple[tuple[tuple[int, tuple[Host, ...]], ...], float]:
+    def _lookup(self, domain: str) -> tuple[Groups, float]:
         answer = self._query(domain, "MX")
         if answer is None:
             return self._implicit(domain)
@@ -157,13 +167,13 @@ class MxResolver:
             raise PermanentDnsError(f"domain {domain} does not accept mail (null MX)", "5.1.10")
         return self._mx_groups(domain, records, answer.ttl)
 
-    def _implicit(self, domain: str) -> tuple[tuple[tuple[int, tuple[Host, ...]], ...], float]:
+    def _implicit(self, domain: str) -> tuple[Groups, float]:
         addresses, ttl = self._addresses(domain)
         if not addresses:
             raise PermanentDnsError(f"domain {domain} has no MX and no address", "5.1.2")
         return ((0, (Host(domain, addresses, self.cfg_relay.smtp_port, 0),)),), ttl
 
-    def _mx_groups(self, domain: str, records: list[tuple[int, str]], ttl: float):
+    def _mx_groups(self, domain: str, records: list[tuple[int, str]], ttl: float) -> tuple[Groups, float]:
         by_pref: dict[int, list[Host]] = {}
         temporary: TemporaryDnsError | None = None
         for pref, name in sorted(records):
@@ -182,40 +192,60 @@ class MxResolver:
         return tuple((p, tuple(h)) for p, h in sorted(by_pref.items())), ttl
 
     def _addresses(self, name: str) -> tuple[tuple[str, ...], float]:
-        """A and AAAA of ``name`` (IPv4 first unless prefer_ipv6); an IP literal is itself."""
+        """A and AAAA of ``name`` (IPv4 first unless prefer_ipv6); an IP literal is itself.
+
+        A lookup succeeds when any address family gives an address (as Postfix's does):
+        a family that fails temporarily is left out. Only when no family gave an
+        address and one failed temporarily is the failure raised."""
         if _is_ip(name):
             return (name,), float(self.cfg_dns.cache_max_ttl)
         found: dict[str, list[str]] = {"A": [], "AAAA": []}
         ttl = float(self.cfg_dns.cache_max_ttl)
+        temporary: TemporaryDnsError | None = None
         for rdtype in ("A", "AAAA"):
             try:
                 answer = self._query(name, rdtype)
             except PermanentDnsError:
                 return (), ttl
+            except TemporaryDnsError as exc:
+                temporary = exc
+                continue
             if answer is not None:
                 found[rdtype] = [r.address for r in answer]
                 ttl = min(ttl, answer.ttl)
         order = ("AAAA", "A") if self.cfg_relay.prefer_ipv6 else ("A", "AAAA")
-        return tuple(found[order[0]] + found[order[1]]), ttl
+        addresses = tuple(found[order[0]] + found[order[1]])
+        if not addresses and temporary is not None:
+            raise temporary
+        return addresses, ttl
 
-    def _query(self, name: str, rdtype: str, depth: int = 0):
+    def _query(self, name: str, rdtype: str, depth: int = 0) -> dns.rrset.RRset | None:
         """The rrset for ``name``/``rdtype`` following CNAMEs; None when the name has no such data."""
         try:
             answer = self.resolver.resolve(name, rdtype, raise_on_no_answer=False, search=False)
         except dns.resolver.NXDOMAIN:
             raise PermanentDnsError(f"{name}: domain not found (NXDOMAIN)", "5.1.2") from None
-        except (dns.resolver.NoNameservers, dns.exception.Timeout) as exc:
-            raise TemporaryDnsError(f"{name}/{rdtype}: {type(exc).__name__}") from None
         except dns.exception.DNSException as exc:
-            raise TemporaryDnsError(f"{name}/{rdtype}: {type(exc).__name__}") from None
+            raise TemporaryDnsError(f"{_problem(exc)} looking up {rdtype} for {name}") from None
         if answer.rrset is not None:
             return answer.rrset
         target = answer.canonical_name.to_text(omit_final_dot=True).lower()
         if target != name.rstrip(".").lower():
             if depth >= MAX_CNAME_DEPTH:
-                raise TemporaryDnsError(f"{name}: CNAME chain too long")
+                raise TemporaryDnsError(f"CNAME chain too long looking up {rdtype} for {name}")
             return self._query(target, rdtype, depth + 1)
         return None
+
+
+def _problem(exc: dns.exception.DNSException) -> str:
+    """A dnspython error as an operator would say it (never the exception's class name)."""
+    if isinstance(exc, dns.exception.Timeout):
+        return "DNS timeout"
+    if isinstance(exc, dns.resolver.NoNameservers):
+        return "no DNS server answered (server failure or refused)"
+    if isinstance(exc, dns.resolver.NoAnswer):
+        return "no DNS answer"
+    return "DNS error"
 
 
 def _is_ip(name: str) -> bool:

@@ -3,6 +3,7 @@
 Owns: loop detection (more than ``max_received_headers`` Received headers ->
 every recipient failed 5.4.6), grouping recipients by domain, resolving each
 domain (``delivery.mx``), honouring per-destination down marks, concurrency
+(no free connection slot: held back at once, never a thread that sleeps)
 and rate limits (``delivery.retry.DestinationState``), delivering with
 ``delivery.smtp_client`` (one transaction per destination, pooled sessions),
 marking a destination down when every host refused the connection, and the
@@ -19,6 +20,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from typing import Any
 
 from mailpipe.core.clock import Clock, SystemClock
 from mailpipe.delivery.errors import PermanentDnsError, TemporaryDnsError
@@ -26,7 +28,7 @@ from mailpipe.delivery.mx import MxResolver
 from mailpipe.delivery.result import RecipientResult
 from mailpipe.delivery.retry import DestinationState
 from mailpipe.delivery.smtp_client import ConnectionPool, deliver_report
-from mailpipe.core.config import DnsConfig, RelayConfig
+from mailpipe.core.config import Config, DnsConfig, RelayConfig
 
 log = logging.getLogger("mailpipe.relay")
 
@@ -65,7 +67,7 @@ class Relay:
         self._slots = threading.Condition()
 
     @classmethod
-    def from_config(cls, cfg, **kwargs) -> "Relay":
+    def from_config(cls, cfg: Config, **kwargs: Any) -> "Relay":
         """Build from the whole ``core.config.Config``."""
         return cls(cfg.relay, cfg.dns, cfg.hostname, **kwargs)
 
@@ -134,6 +136,11 @@ class Relay:
         return ""
 
     def _acquire(self, domain: str) -> bool:
+        """A connection slot for ``domain``. With ``concurrency_wait = 0`` (the default) the
+        calling worker thread never waits: no free slot -> False, and the message is held
+        ("4.4.5 ... slots busy") and re-queued through the spool, so the thread serves other mail."""
+        if self.cfg.concurrency_wait <= 0:
+            return self.state.acquire(domain)
         deadline = time.monotonic() + self.cfg.concurrency_wait
         with self._slots:
             while not self.state.acquire(domain):

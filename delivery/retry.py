@@ -1,11 +1,21 @@
 """When to try a deferred message again, and which destinations to leave alone for now.
 
-Owns, as pure code with the clock passed in:
+Owns, as pure code with the clock passed in, the ONE retry-delay policy of
+mailpipe: the ``[relay]`` schedule. Every deferral uses it (remote 4xx, clamd
+or spamd down, a full or failing disk, any ``TransientError`` of a stage):
 
-* ``next_attempt(attempts, first_seen, now, cfg)``: Postfix-like backoff. After
-  the Nth failed attempt wait ``retry_first * 2**(N-1)`` capped at
-  ``retry_max``; never schedule past ``first_seen + max_lifetime`` (so the
-  last try happens at expiry); ``None`` once the lifetime is over (give up, DSN).
+* ``backoff(attempts, cfg, first)``: after the Nth failed attempt wait
+  ``first * 2**(N-1)`` capped at ``retry_max``; ``first`` is ``retry_first``
+  unless the deferring part has its own first step (``[antivirus]
+  retry_after``, ``[spam] retry_after``).
+* ``retry_at(attempts, now, cfg, first)``: the absolute time of the next try
+  for a stage that cannot give up (filters, local delivery: no DSN there).
+* ``next_attempt(attempts, first_seen, now, cfg)``: the same backoff, but never
+  scheduled past ``first_seen + max_lifetime`` (so the last try happens at
+  expiry); ``None`` once the lifetime is over (give up, DSN). Remote stage.
+* ``held_retry_at(wait, now, cfg)``: a message held back by our OWN limits
+  (connection slots busy, rate limit): tried again soon, with no backoff and
+  no attempt counted, and never by a worker thread that sleeps.
 * ``delay_warning_due(...)``: whether a "delayed" DSN should go out now.
 * ``DestinationState``: per-destination down marks (a destination that refused
   connections is left alone for the minimum backoff), a concurrency limit, and
@@ -25,14 +35,29 @@ from mailpipe.core.clock import Clock, SystemClock
 from mailpipe.core.config import RelayConfig
 
 RATE_WINDOW = 60.0   #: seconds over which rate_per_destination counts messages
+HELD_MIN = 1.0       #: shortest wait (s) of a message held back by our own limits
+HELD_MAX = 60.0      #: longest wait (s) of a message held back by our own limits
 
 
-def backoff(attempts: int, cfg: RelayConfig) -> float:
+def backoff(attempts: int, cfg: RelayConfig, first: float | None = None) -> float:
     """Seconds to wait after ``attempts`` failed attempts (attempts >= 1)."""
+    step = cfg.retry_first if first is None else first
     exponent = max(attempts, 1) - 1
-    if cfg.retry_first * 2.0 ** min(exponent, 64) >= cfg.retry_max:
+    if step * 2.0 ** min(exponent, 64) >= cfg.retry_max:
         return cfg.retry_max
-    return cfg.retry_first * 2.0 ** exponent
+    return step * 2.0 ** exponent
+
+
+def retry_at(attempts: int, now: float, cfg: RelayConfig, first: float | None = None) -> float:
+    """Absolute time of the next try after ``attempts`` failures, for a stage that never gives up."""
+    return now + backoff(attempts, cfg, first)
+
+
+def held_retry_at(wait: float, now: float, cfg: RelayConfig) -> float:
+    """Next try of a message our own limits held back; ``wait`` = the limit's own estimate
+    (0 = unknown, e.g. slots busy: ``slot_retry``)."""
+    wait = wait or cfg.slot_retry
+    return now + max(HELD_MIN, min(wait, cfg.retry_first, HELD_MAX))
 
 
 def next_attempt(attempts: int, first_seen: float, now: float, cfg: RelayConfig) -> float | None:

@@ -25,6 +25,7 @@ import threading
 import time
 from dataclasses import dataclass
 
+from mailpipe.core import errtext
 from mailpipe.core.clock import Clock, SystemClock
 from mailpipe.delivery.errors import SmtpConnectError
 from mailpipe.delivery.mx import Destination, Host
@@ -140,8 +141,12 @@ def _connect(host: Host, address: str, cfg: RelayConfig) -> socket.socket:
     except socket.timeout:
         raise SmtpConnectError(f"connect to {relay}: Connection timed out", refused=True) from None
     except OSError as exc:
-        raise SmtpConnectError(f"connect to {relay}: {exc.strerror or type(exc).__name__}",
-                               refused=True) from None
+        raise SmtpConnectError(f"connect to {relay}: {say(exc)}", refused=True) from None
+
+
+def say(exc: BaseException) -> str:
+    """A socket, TLS or protocol error as a person would write it (never a class name)."""
+    return "malformed reply" if isinstance(exc, SmtpProtocolError) else errtext.say(exc)
 
 
 def _hello(conn: Connection, hostname: str, cfg: RelayConfig) -> None:
@@ -167,8 +172,7 @@ def _starttls(conn: Connection, hostname: str, cfg: RelayConfig, required: bool)
         conn.sock = ctx.wrap_socket(conn.sock, server_hostname=conn.host.name)
     except (ssl.SSLError, ssl.CertificateError, OSError) as exc:
         if required:
-            raise SmtpConnectError(f"TLS with {conn.relay} failed: {type(exc).__name__}",
-                                   status="4.7.5") from None
+            raise SmtpConnectError(f"TLS with {conn.relay} failed: {say(exc)}", status="4.7.5") from None
         raise _TlsFallback() from None
     conn.tls, conn.parser = True, ReplyParser()
     _hello(conn, hostname, cfg)
@@ -199,7 +203,7 @@ def open_session(host: Host, address: str, *, hostname: str, cfg: RelayConfig,
     except (OSError, SmtpProtocolError) as exc:
         conn.close(quit=False)
         raise SmtpConnectError(f"lost connection with {conn.relay} while opening the session: "
-                               f"{type(exc).__name__}") from None
+                               f"{say(exc)}") from None
     except SmtpConnectError:
         conn.close()
         raise
@@ -270,7 +274,7 @@ def transaction(conn: Connection, sender: str, recipients: list[str], message: b
             results[rcpt] = _result(rcpt, final, conn.relay) if final else results[rcpt]
         return [results[r] for r in recipients]
     except (OSError, SmtpProtocolError) as exc:
-        raise _Lost(f"{type(exc).__name__}", after_dot) from None
+        raise _Lost(say(exc), after_dot) from None
 
 
 def _finish_refused(conn: Connection, data: Reply | None, cfg: RelayConfig) -> None:

@@ -34,14 +34,26 @@ import re
 import socket
 import threading
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, cast
 
 import clamd
 
 from mailpipe.core.errors import FilterUnavailable
+from mailpipe.core.errtext import say
 from mailpipe.core.endpoint import Endpoint, connect, parse_endpoint
+
+if TYPE_CHECKING:
+    from typing_extensions import Buffer     # collections.abc.Buffer from Python 3.12 on
 
 #: bytes per INSTREAM chunk (must stay below clamd's StreamMaxLength)
 CHUNK = 64 * 1024
+
+
+def _say(exc: BaseException) -> str:
+    """The package's own errors carry readable texts; socket errors get ``core.errtext``'s words."""
+    if isinstance(exc, clamd.ClamdError) and not isinstance(exc, OSError) and str(exc):
+        return str(exc)
+    return say(exc)
 
 
 @dataclass(frozen=True)
@@ -53,9 +65,9 @@ class ScanResult:
 class _SendAllSocket(socket.socket):
     """A socket whose ``send`` never sends short (clamd 1.0.2 ignores the return value)."""
 
-    def send(self, data, flags=0):  # type: ignore[override]
+    def send(self, data: Buffer, flags: int = 0) -> int:
         self.sendall(data, flags)
-        return len(data)
+        return len(memoryview(data))
 
 
 class _BufferedSocket(_SendAllSocket):
@@ -65,17 +77,18 @@ class _BufferedSocket(_SendAllSocket):
 
     FLUSH_AT = 4 * CHUNK
 
-    def __init__(self, *args, **kwargs) -> None:
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.pending: list[bytes] = []
         self.pending_size = 0
 
-    def send(self, data, flags=0):  # type: ignore[override]
-        self.pending.append(bytes(data))
-        self.pending_size += len(data)
+    def send(self, data: Buffer, flags: int = 0) -> int:
+        chunk = bytes(data)
+        self.pending.append(chunk)
+        self.pending_size += len(chunk)
         if self.pending_size >= self.FLUSH_AT:
             self.flush()
-        return len(data)
+        return len(chunk)
 
     def flush(self) -> None:
         if self.pending:
@@ -100,6 +113,8 @@ class _Reader:
 class _Clamd(clamd.ClamdNetworkSocket):
     """``clamd.ClamdNetworkSocket`` with our connect (timeout on connect, no leak, unix or TCP)."""
 
+    clamd_socket: socket.socket | None     #: the package's attribute: the connection of one command
+
     def __init__(self, endpoint: Endpoint, timeout: float) -> None:
         super().__init__(endpoint.host, endpoint.port, timeout)
         self.endpoint = endpoint
@@ -110,8 +125,9 @@ class _Clamd(clamd.ClamdNetworkSocket):
 
     def _close_socket(self) -> None:
         # the package closes in ``finally`` even when connect failed
-        if getattr(self, "clamd_socket", None) is not None:
-            self.clamd_socket.close()
+        sock = getattr(self, "clamd_socket", None)
+        if sock is not None:
+            sock.close()
 
 
 class _Session(_Clamd):
@@ -119,14 +135,15 @@ class _Session(_Clamd):
 
     def __init__(self, endpoint: Endpoint, timeout: float) -> None:
         super().__init__(endpoint, timeout)
-        self.clamd_socket = connect(self.endpoint, self.timeout, _BufferedSocket)
+        sock = cast(_BufferedSocket, connect(self.endpoint, self.timeout, _BufferedSocket))
+        self._sock, self.clamd_socket = sock, sock
         try:
-            if self.clamd_socket.family != socket.AF_UNIX:    # requests follow replies: no Nagle wait
-                self.clamd_socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            self.clamd_socket.sendall(b"nIDSESSION\n")
-            self._replies = self.clamd_socket.makefile("rb")
+            if sock.family != socket.AF_UNIX:    # requests follow replies: no Nagle wait
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            sock.sendall(b"nIDSESSION\n")
+            self._replies = sock.makefile("rb")
         except OSError:
-            self.clamd_socket.close()
+            sock.close()
             raise
         self.used = False           #: a scan completed on it (so a failure may be a stale session)
 
@@ -137,7 +154,7 @@ class _Session(_Clamd):
         pass
 
     def _recv_response(self) -> str:
-        self.clamd_socket.flush()
+        self._sock.flush()
         line = self._replies.readline()
         if not line:
             raise clamd.ConnectionError("clamd closed the session")
@@ -146,7 +163,7 @@ class _Session(_Clamd):
     def close(self) -> None:
         with contextlib.suppress(OSError):
             self._replies.close()
-            self.clamd_socket.close()
+            self._sock.close()
 
 
 #: "<n>: " in front of every reply inside a session
@@ -161,12 +178,12 @@ class ClamdClient:
         self.timeout = timeout
         self._local = threading.local()
 
-    def _call(self, method: str, *args):
+    def _call(self, method: str, *args: object) -> Any:
         conn = _Clamd(self.endpoint, self.timeout)
         try:
             return getattr(conn, method)(*args)
         except (OSError, clamd.ClamdError) as exc:
-            raise FilterUnavailable(f"clamd at {self.endpoint}: {type(exc).__name__}: {exc}") from None
+            raise FilterUnavailable(f"clamd at {self.endpoint}: {_say(exc)}") from None
         finally:
             conn._close_socket()
 
@@ -188,7 +205,7 @@ class ClamdClient:
                 self._drop()
                 if session.used:          # perhaps closed by clamd while idle: once more, afresh
                     continue
-                raise FilterUnavailable(f"clamd at {self.endpoint}: {type(exc).__name__}: {exc}") from None
+                raise FilterUnavailable(f"clamd at {self.endpoint}: {_say(exc)}") from None
             session.used = True
             break
         status, signature = reply["stream"]
@@ -204,7 +221,7 @@ class ClamdClient:
             try:
                 session = _Session(self.endpoint, self.timeout)
             except OSError as exc:
-                raise FilterUnavailable(f"clamd at {self.endpoint}: {type(exc).__name__}: {exc}") from None
+                raise FilterUnavailable(f"clamd at {self.endpoint}: {_say(exc)}") from None
             self._local.session, self._local.pid = session, os.getpid()
         return session
 

@@ -25,6 +25,7 @@ import time
 from dataclasses import dataclass
 
 from mailpipe.core.errors import FilterUnavailable
+from mailpipe.core.errtext import say
 from mailpipe.core.endpoint import connect, parse_endpoint
 
 PROTOCOL = "SPAMC/1.5"
@@ -100,7 +101,7 @@ class SpamcClient:
                 sock.shutdown(socket.SHUT_WR)     # as spamc does: spamd may wait for EOF on a last line without LF
                 return _read_all(sock, deadline)
         except OSError as exc:
-            raise FilterUnavailable(f"spamd at {self.endpoint}: {type(exc).__name__}: {exc}") from None
+            raise FilterUnavailable(f"spamd at {self.endpoint}: {say(exc)}") from None
 
     def ping(self) -> bool:
         reply = self._exchange(f"PING {PROTOCOL}\r\n\r\n".encode("ascii"))
@@ -115,7 +116,7 @@ class SpamcClient:
             raise FilterUnavailable(f"spamd at {self.endpoint}: {exc}") from None
 
 
-def _read_all(sock, deadline: float) -> bytes:
+def _read_all(sock: socket.socket, deadline: float) -> bytes:
     chunks: list[bytes] = []
     total = 0
     while total <= MAX_REPLY:

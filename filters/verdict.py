@@ -22,6 +22,7 @@ Actions, in the order of how final they are:
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Protocol
 from enum import StrEnum
 
 
@@ -74,3 +75,11 @@ class FilterInput:
     @property
     def size(self) -> int:
         return len(self.raw)
+
+
+class Filter(Protocol):
+    """What the filter stages call: a name and a pure ``check`` (one verdict type for all)."""
+
+    name: str
+
+    def check(self, msg: FilterInput) -> Verdict: ...

@@ -36,7 +36,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 from mailpipe.core.errors import BrokerUnavailable
-from mailpipe.spool.fs import FilesystemSpool
+from mailpipe.spool.interface import Spool
 from mailpipe.spool.model import Entry
 
 log = logging.getLogger("mailpipe.ingress")
@@ -48,7 +48,7 @@ Message = tuple[Entry, list[bytes], asyncio.Future]
 
 
 class Committer:
-    def __init__(self, spool: FilesystemSpool, publish_many: PublishMany, executor: ThreadPoolExecutor, *,
+    def __init__(self, spool: Spool, publish_many: PublishMany, executor: ThreadPoolExecutor, *,
                  threads: int, max_batch: int, timeout: float = 60.0) -> None:
         self.spool, self.publish_many, self.executor = spool, publish_many, executor
         self.threads, self.max_batch, self.timeout = max(1, threads), max(1, max_batch), timeout

@@ -50,7 +50,10 @@ class Connection:
         self.deadline = 0.0           #: loop time by which the client must finish the current phase
 
     async def run(self) -> None:
-        if await self._talked_early():
+        early = await self._talked_early()
+        if early is None:                 # closed without a word (a port probe): not a talker
+            return
+        if early:
             log.info("early talker from %s refused", self.core.session.peer)
             await self._perform(self.core.early_talker())
             return
@@ -82,16 +85,17 @@ class Connection:
         if phase is not self.phase or (progressed and phase is Phase.COMMAND):
             self._arm(phase)
 
-    async def _talked_early(self) -> bool:
+    async def _talked_early(self) -> bool | None:
+        """True: bytes before the greeting; False: the client waited; None: it hung up silently."""
         ip = self.core.session.peer[0] if self.core.session.peer else ""
         if self.spec.greet_pause <= 0 or self.ctx.passed.passed(ip):
             return False
         try:
-            await asyncio.wait_for(self.reader.read(1), self.spec.greet_pause)
+            data = await asyncio.wait_for(self.reader.read(1), self.spec.greet_pause)
         except asyncio.TimeoutError:
             self.ctx.passed.remember(ip)
             return False
-        return True
+        return True if data else None
 
     async def _read(self) -> bytes | None:
         """Some bytes, b"" at EOF, None when the current deadline has passed."""

@@ -22,7 +22,7 @@ import time
 from email.utils import formatdate
 
 from mailpipe.ingress import replies
-from mailpipe.mailstore.directory import Snapshot
+from mailpipe.mailstore.directory import Directory
 
 
 def parse_networks(cidrs: list[str]) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
@@ -45,7 +45,7 @@ def domain_of(address: str) -> str:
     return address.rpartition("@")[2].lower().rstrip(".")
 
 
-def check_recipient(address: str, directory: Snapshot, *, may_relay: bool) -> str:
+def check_recipient(address: str, directory: Directory, *, may_relay: bool) -> str:
     """The reply for RCPT TO:<address> (a 250 reply means accept)."""
     local, at, domain = address.rpartition("@")
     if not at or not local or not domain:
@@ -54,7 +54,7 @@ def check_recipient(address: str, directory: Snapshot, *, may_relay: bool) -> st
         # address literals are never local: relay rules apply (RFC 5321 4.1.3)
         return replies.RCPT_OK if may_relay else replies.RELAY_DENIED.format(address=printable(address))
     if directory.is_local_domain(domain_of(address)):
-        if any(c in local for c in '%!@:"\\') or not directory.resolve(address):
+        if any(c in local for c in '%!@:"\\') or not directory.expand(address):
             return replies.UNKNOWN_USER.format(address=printable(address))
         return replies.RCPT_OK
     if may_relay:
@@ -62,13 +62,16 @@ def check_recipient(address: str, directory: Snapshot, *, may_relay: bool) -> st
     return replies.RELAY_DENIED.format(address=printable(address))
 
 
-def postmaster_address(directory: Snapshot, hostname: str) -> str:
-    """Where ``RCPT TO:<Postmaster>`` (no domain, RFC 5321 4.5.1) goes: a local domain's postmaster."""
-    domains = [hostname.lower()] + sorted(directory.domains)
-    for domain in domains:
-        if directory.is_local_domain(domain) and directory.resolve(f"postmaster@{domain}"):
+def postmaster_address(directory: Directory, hostname: str) -> str:
+    """Where ``RCPT TO:<Postmaster>`` (no domain, RFC 5321 4.5.1) goes: the postmaster of the
+    host name's domain or of the nearest parent domain that is local (mx.example.test, then
+    example.test); if none of them has a postmaster, the first local one; else the host name's."""
+    labels = hostname.lower().rstrip(".").split(".")
+    candidates = [".".join(labels[i:]) for i in range(len(labels) - 1)] or [hostname.lower()]
+    local = [d for d in candidates if directory.is_local_domain(d)]
+    for domain in local:
+        if directory.expand(f"postmaster@{domain}"):
             return f"postmaster@{domain}"
-    local = [d for d in domains if directory.is_local_domain(d)]
     return f"postmaster@{local[0] if local else hostname.lower()}"
 
 

@@ -3,7 +3,7 @@
 Owns: binding the MX (STARTTLS offered when ``[tls]`` is set), submission
 (STARTTLS, AUTH required before MAIL) and SMTPS (implicit TLS, RFC 8314)
 listeners; connection admission; and the decisions that need the outside
-world: AUTH against the directory with per-IP failure limiting, sender
+world: AUTH against the directory with the process's login limiter (per address and account), sender
 ownership after AUTH, recipient/relay policy, and the accept step: spool
 write (fsync) + confirmed publish, both off the event loop and grouped with
 the messages accepted at the same moment (``ingress.committer``), and only then
@@ -29,9 +29,10 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Callable
 
-from mailpipe.core.authlimit import FailureLimiter
+from mailpipe.core import authlimit
+from mailpipe.core.authlimit import LoginLimiter
 from mailpipe.core.clock import Clock, SystemClock
-from mailpipe.core.errors import AccountError, BrokerUnavailable, ConfigError, SpoolFull
+from mailpipe.core.errors import BrokerUnavailable, ConfigError, SpoolFull
 from mailpipe.core.ids import new_queue_id
 from mailpipe.core.tls import TlsContexts, is_loopback
 from mailpipe.ingress import policy, replies
@@ -40,12 +41,12 @@ from mailpipe.ingress.connection import Connection, ListenerSpec
 from mailpipe.ingress.flow import FlowGate
 from mailpipe.ingress.limits import ConnectionLimits, PassedClients
 from mailpipe.ingress.protocol import AuthRequest, Envelope, MailRequest, RcptRequest, Session, Settings
-from mailpipe.mailstore.directory import Directory, normalize
+from mailpipe.mailstore.directory import Directory
 from mailpipe.core import metrics
 from mailpipe.filters.rules import from_config as rules_from_config
 from mailpipe.filters.verdict import Action
 from mailpipe.core.config import Config
-from mailpipe.spool.fs import FilesystemSpool
+from mailpipe.spool.interface import Spool
 from mailpipe.spool.model import Entry, Recipient
 
 log = logging.getLogger("mailpipe.ingress")
@@ -59,12 +60,12 @@ PublishMany = Callable[[str, list[str]], None]
 class IngressContext:
     config: Config
     directory: Directory
-    spool: FilesystemSpool
+    spool: Spool
     publish: Publish                       #: (stage, queue_id) -> None, raises BrokerUnavailable
     publish_many: PublishMany | None = None  #: (stage, [queue_id, ...]) -> None; default: publish each
     executor: ThreadPoolExecutor = field(default=None)  # type: ignore[assignment]
     tls: TlsContexts | None = None         #: the shared server TLS context (None: no TLS listeners)
-    limiter: FailureLimiter = field(default=None)  # type: ignore[assignment]
+    limiter: LoginLimiter = field(default=None)  # type: ignore[assignment]  #: shared by every protocol
     bound: dict[str, int] = field(default_factory=dict)   #: listener name -> bound port
     clock: Clock = field(default_factory=SystemClock)
     auth_executor: ThreadPoolExecutor = field(default=None)  # type: ignore[assignment]
@@ -79,8 +80,7 @@ class IngressContext:
         if self.auth_executor is None:       # password hashing must never starve the accept path
             self.auth_executor = ThreadPoolExecutor(2, thread_name_prefix="ingress-auth")
         if self.limiter is None:
-            self.limiter = FailureLimiter(self.config.auth.max_failures, self.config.auth.lockout_seconds,
-                                          clock=self.clock)
+            self.limiter = authlimit.from_config(self.config.auth, self.clock)
         self.trusted = policy.parse_networks(self.config.ingress.trusted_networks)
         self.connections = ConnectionLimits(self.config.ingress.max_connections,
                                             self.config.ingress.max_connections_per_ip)
@@ -121,19 +121,23 @@ class Handler:
     async def auth(self, session: Session, request: AuthRequest) -> tuple[str, str | None]:
         """AUTH PLAIN/LOGIN: (reply, canonical address or None). The password is never logged."""
         ip = peer_ip(session) or "unknown"
-        if self.ctx.limiter.locked(ip):
-            log.warning("auth: client %s locked out after repeated failures", ip)
+        ticket = self.ctx.limiter.reserve(ip, request.username)
+        if ticket is None:
+            log.warning("auth: client %s locked out after repeated failures (user=%s)", ip,
+                        policy.printable(request.username))
             return replies.AUTH_LOCKED, None
         loop = asyncio.get_running_loop()
-        user = await loop.run_in_executor(self.ctx.auth_executor, self.ctx.directory.authenticate,
-                                          request.username, request.password)
-        if user and request.authzid and _canonical(request.authzid) != user:
-            user = None
+        try:
+            user = await loop.run_in_executor(self.ctx.auth_executor, self.ctx.directory.authenticate,
+                                              request.username, request.password)
+        except BaseException:
+            self.ctx.limiter.release(ticket)
+            raise
         if user:
-            self.ctx.limiter.success(ip)
+            self.ctx.limiter.success(ticket)
             log.info("auth: client %s authenticated as %s", ip, user)
             return replies.AUTH_OK, user
-        delay = min(self.ctx.limiter.failure(ip), self.ctx.config.auth.failure_delay_cap)
+        delay = min(self.ctx.limiter.failure(ticket), self.ctx.config.auth.failure_delay_cap)
         log.warning("auth: failed for user=%s from client %s", policy.printable(request.username), ip)
         await asyncio.sleep(delay)
         return replies.AUTH_FAILED, None
@@ -161,8 +165,8 @@ class Handler:
         refused = self.policy_reply(session, request.address, None)
         if refused:
             return refused
-        if session.authenticated:     # no identity owns nothing: "" owns no address
-            if not self.ctx.directory.snapshot().owns_sender(session.auth_data or "", request.address):
+        if session.authenticated:
+            if not self.ctx.directory.owns_sender(str(session.auth_data), request.address):
                 log.info("reject: MAIL from %s: <%s> not owned by %s", peer_ip(session),
                          policy.printable(request.address), session.auth_data)
                 metrics.ingress_rejected(replies.SENDER_NOT_OWNED)
@@ -171,11 +175,11 @@ class Handler:
         return replies.MAIL_OK
 
     async def rcpt(self, session: Session, envelope: Envelope, request: RcptRequest) -> str:
-        snapshot = self.ctx.directory.snapshot()
+        directory = self.ctx.directory
         address = request.address
         if address == "postmaster":
-            address = policy.postmaster_address(snapshot, self.ctx.config.hostname)
-        reply = policy.check_recipient(address, snapshot, may_relay=self.may_relay(session))
+            address = policy.postmaster_address(directory, self.ctx.config.hostname)
+        reply = policy.check_recipient(address, directory, may_relay=self.may_relay(session))
         if reply.startswith("250"):
             reply = self.policy_reply(session, envelope.mail_from or "", address) or reply
         else:
@@ -233,13 +237,6 @@ class Handler:
                      f"client={session.host_name}[{peer_ip(session)}]"
                      + (f", auth={auth_user}" if auth_user else ""))
         return entry
-
-
-def _canonical(address: str) -> str | None:
-    try:
-        return normalize(address)
-    except AccountError:
-        return None
 
 
 def settings_for(ctx: IngressContext, spec: ListenerSpec, ip: str | None) -> Settings:

@@ -2,18 +2,33 @@
 
 Every command takes ``--config FILE`` (or ``MAILPIPE_CONFIG``) and
 ``--data-dir DIR`` (or ``MAILPIPE_DATA_DIR``); with neither, defaults apply.
-A bad configuration stops the command with one line and exit status 2.
+A bad configuration stops the command with one line and exit status 2; a data
+directory or database that cannot be used, with one line naming the path and
+exit status 1 (``ops/datadir.py``). Operators never see a traceback for these.
 """
 
 from __future__ import annotations
 
 import contextlib
 import sys
+from typing import TYPE_CHECKING
 
 import click
 
+from mailpipe import __version__
 from mailpipe.core.errors import ConfigError, MailpipeError
 from mailpipe.core.config import Config, load
+from mailpipe.ops import datadir
+
+
+class BadConfig(click.ClickException):
+    """A configuration that does not validate: one line, exit status 2."""
+
+    exit_code = 2
+
+if TYPE_CHECKING:
+    from mailpipe.mailstore.directory import AccountAdmin
+from mailpipe.spool.interface import Spool
 
 
 class Context:
@@ -29,17 +44,26 @@ class Context:
             try:
                 self._config = load(self.config_path, **overrides)
             except ConfigError as exc:
-                raise click.ClickException(str(exc)) from None
+                raise BadConfig(str(exc)) from None
         return self._config
 
-    def directory(self):
-        from mailpipe.mailstore.directory import Directory
-        self.config.data_dir.mkdir(parents=True, exist_ok=True)
-        return Directory(self.config.db_url)
+    def data_path(self):
+        """The data directory, created (and said so) if missing; a ``StartupError`` if unusable."""
+        return datadir.prepare(self.config.data_dir)
 
-    def spool(self):
-        from mailpipe.spool.fs import FilesystemSpool
-        return FilesystemSpool(self.config.data_dir / "spool")
+    def directory(self) -> "AccountAdmin":
+        from mailpipe.mailstore.directory import open_directory
+        self.data_path()
+        datadir.check_database(self.config.db_url)
+        return open_directory(self.config.db_url)
+
+    def spool(self) -> Spool:
+        from mailpipe.spool import open_spool
+        try:
+            self.data_path()
+            return open_spool(self.config)
+        except OSError as exc:
+            raise click.ClickException(f"spool in {self.config.data_dir}: {exc.strerror or exc}") from None
 
     @contextlib.contextmanager
     def locked(self, queue_id: str):
@@ -55,6 +79,7 @@ pass_ctx = click.make_pass_decorator(Context)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, "--version", "-V", prog_name="mailpipe", message="%(prog)s %(version)s")
 @click.option("--config", "config_path", envvar="MAILPIPE_CONFIG", type=click.Path(dir_okay=False),
               help="TOML configuration file (default: built-in defaults).")
 @click.option("--data-dir", envvar="MAILPIPE_DATA_DIR", type=click.Path(file_okay=False),
@@ -72,10 +97,23 @@ def _register() -> None:
 
 
 def main() -> None:
+    from mailpipe.ops import process
+    process.watch_parent()              # a child of `serve`: die with it
     _register()
     try:
         cli(standalone_mode=True)
     except MailpipeError as exc:
-        click.echo(f"mailpipe: {exc}", err=True)
-        sys.exit(1)
+        _fail(str(exc))
+    except OSError as exc:                  # a file mailpipe needs: name it, no traceback
+        _fail(f"{exc.filename}: {exc.strerror or exc}" if exc.filename else str(exc.strerror or exc))
+    except Exception as exc:
+        from sqlalchemy.exc import SQLAlchemyError
+        if not isinstance(exc, SQLAlchemyError):
+            raise
+        _fail(f"database: {datadir.one_line(exc)}")
+
+
+def _fail(line: str) -> None:
+    click.echo(f"mailpipe: {line}", err=True)
+    sys.exit(1)
 

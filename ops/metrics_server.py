@@ -37,7 +37,7 @@ class SystemCollector:
         from mailpipe.ops.health import daemon_up
         from mailpipe.ops.queues import stage_depths
         from mailpipe.ops.watch import spool_summary
-        from mailpipe.spool.fs import FilesystemSpool
+        from mailpipe.spool import open_spool
         depth = GaugeMetricFamily("mailpipe_queue_depth", "Messages ready in a stage queue", labels=["stage", "queue"])
         unacked = GaugeMetricFamily("mailpipe_queue_unacked", "Messages claimed by a worker", labels=["stage", "queue"])
         consumers = GaugeMetricFamily("mailpipe_queue_consumers", "Consumers of a stage queue", labels=["stage", "queue"])
@@ -46,7 +46,7 @@ class SystemCollector:
                 if value is not None:
                     family.add_metric([q.stage, q.queue], value)
         yield from (depth, unacked, consumers)
-        summary = spool_summary(FilesystemSpool(self.config.data_dir / "spool"), time.time())
+        summary = spool_summary(open_spool(self.config), time.time())
         states = GaugeMetricFamily("mailpipe_spool_messages", "Spool entries by state", labels=["state"])
         for state, count in summary.counts.items():
             states.add_metric([state], count)

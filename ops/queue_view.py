@@ -18,7 +18,7 @@ from rich.table import Table
 from mailpipe.ops.watch import Rates, rates, status_snapshot
 
 
-def _n(value) -> str:
+def _n(value: object) -> str:
     return "-" if value is None else str(value)
 
 
@@ -49,11 +49,12 @@ def queue_table(snap: dict, per_queue: dict[str, Rates] | None) -> Table:
 
 def spool_table(snap: dict) -> Table:
     table = Table(title="spool")
-    for col in ("active", "deferred", "hold", "quarantine", "dead", "bytes", "oldest deferred"):
+    for col in ("active", "deferred", "hold", "quarantine", "dead", "corrupt", "bytes", "oldest deferred"):
         table.add_column(col, justify="right")
     counts = snap["spool"]
     table.add_row(*(str(counts.get(k, 0)) for k in ("active", "deferred", "hold", "quarantine", "dead")),
-                  str(snap.get("spool_bytes", 0)), _age(snap.get("oldest_deferred_age", 0.0)))
+                  str(snap.get("spool_corrupt", 0)), str(snap.get("spool_bytes", 0)),
+                  _age(snap.get("oldest_deferred_age", 0.0)))
     return table
 
 

@@ -1,7 +1,7 @@
 """What ``queue status`` (and ``--watch``) shows: spool summary, per-stage ages, rates, destinations.
 
 Owns: reading the spool once per refresh into a ``SpoolSummary`` (counts per
-state, bytes, oldest deferred age, oldest waiting message per stage, top remote
+state, corrupt entries, bytes, oldest deferred age, oldest waiting message per stage, top remote
 destinations) and turning two snapshots into in/out rates per stage queue.
 
 Rates: ``in`` counts queue IDs published to the queue (the broker's own
@@ -19,6 +19,7 @@ import urllib.request
 from collections import Counter
 from dataclasses import dataclass, field
 
+from mailpipe.spool.interface import CORRUPT, Spool
 from mailpipe.spool.model import State
 
 TOP_DESTINATIONS = 5
@@ -31,24 +32,29 @@ class SpoolSummary:
     oldest_deferred_age: float = 0.0
     oldest_by_stage: dict[str, float] = field(default_factory=dict)   #: active entries waiting at a stage
     destinations: list[tuple[str, int]] = field(default_factory=list)  #: remote domains by waiting messages
+    corrupt: int = 0                                                   #: entries the spool cannot read
 
 
-def spool_summary(spool, now: float) -> SpoolSummary:
+def spool_summary(spool: Spool, now: float) -> SpoolSummary:
+    """One streamed pass over the spool's listing (its index: no entry read twice when unchanged)."""
     counts = {state.value: 0 for state in State if state != State.DONE}
-    oldest_deferred = 0.0
+    oldest_deferred, corrupt, stored = 0.0, 0, 0
     oldest: dict[str, float] = {}
     domains: Counter[str] = Counter()
-    for entry in spool.entries():
-        counts[entry.state.value] = counts.get(entry.state.value, 0) + 1
-        since = entry.updated_at or entry.received_at
-        if entry.state == State.ACTIVE:
-            oldest[entry.stage] = max(oldest.get(entry.stage, 0.0), now - since)
-        if entry.state == State.DEFERRED:
-            oldest_deferred = max(oldest_deferred, now - entry.received_at)
-        if entry.stage == "remote" and entry.state in (State.ACTIVE, State.DEFERRED):
-            domains.update({r.address.rpartition("@")[2].lower() for r in entry.open_recipients("remote")})
-    return SpoolSummary(counts, spool.usage_bytes(), round(oldest_deferred, 3),
-                        {k: round(v, 3) for k, v in oldest.items()}, domains.most_common(TOP_DESTINATIONS))
+    for row in spool.listing():
+        stored += row.bytes
+        if row.state == CORRUPT:
+            corrupt += 1
+            continue
+        counts[row.state] = counts.get(row.state, 0) + 1
+        if row.state == State.ACTIVE:
+            oldest[row.stage] = max(oldest.get(row.stage, 0.0), now - (row.updated_at or row.received_at))
+        if row.state == State.DEFERRED:
+            oldest_deferred = max(oldest_deferred, now - row.received_at)
+        if row.stage == "remote" and row.state in (State.ACTIVE, State.DEFERRED):
+            domains.update(row.remote_domains)
+    return SpoolSummary(counts, stored, round(oldest_deferred, 3), {k: round(v, 3) for k, v in oldest.items()},
+                        domains.most_common(TOP_DESTINATIONS), corrupt)
 
 
 def endpoints(config) -> list[str]:
@@ -123,6 +129,7 @@ def status_snapshot(config, spool, now: float, with_rates_source: bool = False) 
                "consumers": q.consumers, "oldest_age": summary.oldest_by_stage.get(q.stage, 0.0)}
         queues.append(row)
     snap = {"time": now, "queues": queues, "spool": summary.counts, "spool_bytes": summary.bytes,
+            "spool_corrupt": summary.corrupt,
             "oldest_deferred_age": summary.oldest_deferred_age,
             "remote_destinations": [{"domain": d, "messages": n} for d, n in summary.destinations]}
     if with_rates_source:

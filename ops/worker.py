@@ -1,5 +1,7 @@
 """Run one Celery worker process on a set of stages: what ``mailpipe worker`` and ``mailpipe serve`` start.
 
+Celery runs with ``--quiet`` (no start banner: mailpipe logs its own ready line).
+
 Pool: threads (the stages wait on disks, clamd, spamd and remote servers;
 billiard's prefork pool can deadlock on a non-AMQP transport when a child dies).
 """
@@ -36,7 +38,7 @@ def run_worker(config: Config, stages: list[str], *, concurrency: int | None = N
     app = create_app(config)
     queues = ",".join(queue_name(config, s) for s in stages)
     node = name or f"mailpipe-{'+'.join(stages) if len(stages) < 4 else 'all'}-{socket.gethostname()}"
-    argv = ["worker", "-Q", queues, "-P", "threads", "-c", str(concurrency or config.worker.concurrency),
+    argv = ["--quiet", "worker", "-Q", queues, "-P", "threads", "-c", str(concurrency or config.worker.concurrency),
             "-n", f"{node}@%h", "--without-mingle", "--without-gossip", "-l", config.log_level]
     if config.embedded_broker:
         argv.append("--without-heartbeat")

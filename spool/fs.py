@@ -8,6 +8,9 @@ Layout under ``DATA/spool``::
     queue/<ID>.json   the current Entry, once a stage has changed it (atomically replaced)
     done/<ID>.json    the Entry of a finished message (trace kept for retention): the
                       queue file itself, renamed here, then overwritten with the final entry
+    aside/<ID>[.json] entries set aside by an operator (``move_aside``) or found unreadable
+                      by ``purge_orphans``: out of the queue, kept for inspection
+    index.sqlite      the listing/due index (``spool.index``): a cache, rebuilt from the files
 
 ``create`` writes one file and is durable before it returns (file fsync, then
 directory fsync; ``create_many`` shares the directory fsync among messages
@@ -22,6 +25,12 @@ because delivery is durable before the entry leaves ``queue/``. ``lock`` is an
 fcntl lock on ``queue/<ID>``: it dies with its process, so a ``kill -9`` never
 leaves a message locked.
 
+Waiting entries (deferred, hold, quarantine, dead) also have a row in the index,
+written after the entry file by ``save``/``create``; an entry read back remembers
+its stored state, so a save that keeps a message active (the hot path) never
+touches the index. ``due`` asks the index; ``listing`` streams ``queue/`` in ID
+order merged with the index rows and reads again only entries whose file changed.
+
 Must not: know about stages, brokers or protocols.
 """
 
@@ -32,32 +41,36 @@ import errno
 import fcntl
 import os
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass
+import logging
+import sqlite3
+from collections.abc import Callable, Iterator
 from pathlib import Path
+
+from pydantic import ValidationError
 
 from mailpipe.core.errors import SpoolFull
 from mailpipe.core.files import fsync_dir, write_all
 from mailpipe.core.ids import is_queue_id
-from mailpipe.spool.model import Entry, State
+from mailpipe.spool.index import EntryIndex, IndexRow
+from mailpipe.spool.interface import ALL, CORRUPT, Claimed, CorruptEntry, Listed, Query, listed
+from mailpipe.spool.model import WAITING_STATES, Entry, State
 
-
-@dataclass
-class Claimed:
-    """A message locked by this process: its current entry and its raw content."""
-    entry: Entry
-    message: bytes
-
+log = logging.getLogger("mailpipe.spool")
 
 LOAD_ATTEMPTS = 20     #: reads of an entry that is being rewritten, 2 ms apart
+CREATE_GRACE = 5.0     #: seconds a queue file with an unreadable entry line may still be being created
+ID_LENGTH = 16         #: characters of a queue ID (``core.ids``): a cheap first test of a file name
+INDEX_BATCH = 500      #: rows a listing writes back to the index at once
 
 
 class FilesystemSpool:
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
         self.tmp, self.queue, self.done = self.root / "tmp", self.root / "queue", self.root / "done"
+        self.aside = self.root / "aside"
         for path in (self.tmp, self.queue, self.done):
             path.mkdir(parents=True, exist_ok=True)
+        self.index = EntryIndex(self.root / "index.sqlite")
         # the worker's and ingress's hot paths join plain strings: a pathlib join costs
         # about as much as the system call it is for
         self._queue_dir, self._done_dir = os.fspath(self.queue), os.fspath(self.done)
@@ -83,6 +96,7 @@ class FilesystemSpool:
                 results.append(_full(exc))
             else:
                 results.append(None)
+                entry._stored_state = entry.state
         if any(r is None for r in results):
             try:
                 fsync_dir(self.queue)
@@ -91,20 +105,45 @@ class FilesystemSpool:
                     if results[i] is None:
                         self._discard_partial(entry.id)
                         results[i] = _full(exc)
+        self._index_created([e for (e, _), r in zip(messages, results) if r is None and e.state in WAITING_STATES])
         return results
 
     def save(self, entry: Entry, *, durable: bool = True) -> None:
         entry.updated_at = time.time()
         if entry.state == State.DONE:
             self._finish(entry)
-            return
-        self._write(self.queue / f"{entry.id}.json", _dump(entry), durable=durable)
+        else:
+            self._write(self.queue / f"{entry.id}.json", _dump(entry), durable=durable)
+        if entry.state in WAITING_STATES:
+            self._index_put(entry)
+        elif entry._stored_state != State.ACTIVE:     # left a waiting state, or not known: drop any row
+            self._index_call(self.index.remove, [entry.id])
+        entry._stored_state = entry.state
 
     def delete(self, queue_id: str) -> None:
         _check_id(queue_id)
         for path in (self.queue / f"{queue_id}.json", self.queue / queue_id, self.done / f"{queue_id}.json"):
             with contextlib.suppress(FileNotFoundError):
                 path.unlink()
+        self._index_call(self.index.remove, [queue_id])
+
+    def move_aside(self, queue_id: str) -> str:
+        """Move a queued entry (readable or not) out of the queue into ``aside/``; the place it went.
+        FileNotFoundError if it is not queued; BlockingIOError if a worker holds it."""
+        _check_id(queue_id)
+        self.aside.mkdir(exist_ok=True)
+        with self._locked(queue_id) as fd:
+            if fd is None and os.path.exists(self.queue / queue_id):
+                raise BlockingIOError(errno.EAGAIN, f"{queue_id}: busy in a worker")
+            moved = 0
+            for name in (queue_id, f"{queue_id}.json"):
+                with contextlib.suppress(FileNotFoundError):
+                    os.rename(self.queue / name, self.aside / name)
+                    moved += 1
+        if not moved:
+            raise FileNotFoundError(errno.ENOENT, f"{queue_id}: not in the queue")
+        self._index_call(self.index.remove, [queue_id])
+        return str(self.aside / queue_id)
 
     # -- reading ---------------------------------------------------------
     def load(self, queue_id: str) -> Entry:
@@ -119,14 +158,15 @@ class FilesystemSpool:
             data, finished = self._read_entry(queue_id)
             try:
                 entry = Entry.model_validate_json(data)
-            except ValueError:
-                if attempt == LOAD_ATTEMPTS - 1:
-                    raise
+            except ValueError as exc:
+                if attempt == LOAD_ATTEMPTS - 1:      # else a file being finished: read again
+                    raise CorruptEntry(queue_id, corrupt_reason(exc)) from None
                 time.sleep(0.002)
                 continue
             if finished and entry.state != State.DONE:      # kill -9 inside _finish, after the rename
                 entry.state = State.DONE
                 entry.record(entry.updated_at or 0.0, entry.stage, "done", "final record lost in a crash")
+            entry._stored_state = entry.state
             return entry
         raise AssertionError("unreachable")
 
@@ -140,7 +180,7 @@ class FilesystemSpool:
         with handle:
             return self._current(queue_id, handle.readline), False
 
-    def _current(self, queue_id: str, first_line) -> bytes:
+    def _current(self, queue_id: str, first_line: Callable[[], bytes]) -> bytes:
         """The current entry of a queued message: ``<ID>.json`` if a stage wrote one, else
         the queue file's first line (``first_line()`` reads it, only when needed)."""
         try:
@@ -159,9 +199,120 @@ class FilesystemSpool:
         return sorted(name for name in os.listdir(self.queue) if is_queue_id(name))
 
     def entries(self) -> Iterator[Entry]:
+        """Every readable queued entry (corrupt ones are in ``listing``)."""
         for queue_id in self.ids():
             with contextlib.suppress(FileNotFoundError, ValueError):
                 yield self.load(queue_id)
+
+    # -- listing and the index -------------------------------------------
+    def listing(self, query: Query = ALL) -> Iterator[Listed]:
+        """Rows of the queued entries matching ``query``, by queue ID; see the module docstring."""
+        names = sorted(os.listdir(self._queue_dir))       # "<ID>" sorts right before "<ID>.json"
+        rows = self._stored_rows()
+        stored = next(rows, None)
+        gone: list[str] = []
+        refreshed: list[IndexRow] = []
+        for at, queue_id in enumerate(names):
+            if len(queue_id) != ID_LENGTH or not is_queue_id(queue_id):
+                continue
+            has_current = at + 1 < len(names) and names[at + 1] == f"{queue_id}.json"
+            while stored is not None and stored.row.id < queue_id:
+                gone.append(stored.row.id)                 # its entry left the queue
+                stored = next(rows, None)
+            hit = None
+            if stored is not None and stored.row.id == queue_id:
+                hit, stored = stored, next(rows, None)
+            row = self._row(queue_id, has_current, hit, refreshed)
+            if len(refreshed) >= INDEX_BATCH:
+                self._index_call(self.index.put, refreshed)
+                refreshed = []
+            if row is not None and (query is ALL or query.matches(row)):
+                yield row
+        gone += [stored.row.id] if stored is not None else []
+        gone += [r.row.id for r in rows]
+        self._index_call(self.index.put, refreshed)
+        self._index_call(self.index.remove, gone)
+
+    def _row(self, queue_id: str, has_current: bool, hit: IndexRow | None,
+             refreshed: list[IndexRow]) -> Listed | None:
+        """The listing row of one queued entry: the index's if its file is unchanged, else read again."""
+        path = f"{self._queue_dir}/{queue_id}" + (".json" if has_current else "")
+        try:
+            st = os.stat(path)
+        except FileNotFoundError:
+            return None                                    # finished or deleted meanwhile
+        key = f"{st.st_ino}:{st.st_mtime_ns}:{st.st_size}"
+        if hit is not None and hit.key == key:
+            hit.row.bytes = hit.qsize + (st.st_size if has_current else 0)
+            return hit.row
+        try:
+            qsize = os.stat(f"{self._queue_dir}/{queue_id}").st_size if has_current else st.st_size
+            entry = self.load(queue_id)
+        except FileNotFoundError:
+            return None
+        except CorruptEntry as exc:
+            if not has_current and time.time() - st.st_mtime < CREATE_GRACE:
+                return None                                # a create still writing it
+            row = Listed(queue_id, CORRUPT, last_error=exc.reason, updated_at=st.st_mtime)
+        else:
+            row = listed(entry)
+        row.bytes = qsize + (st.st_size if has_current else 0)
+        refreshed.append(IndexRow(key, qsize, row))
+        return row
+
+    def _stored_rows(self) -> Iterator[IndexRow]:
+        """The index's rows; none (every entry read from its file) if the index cannot be read."""
+        try:
+            yield from self.index.rows()
+        except (sqlite3.Error, OSError) as exc:
+            log.warning("spool index %s: %s (reading the entries instead)", self.index.path, exc)
+
+    def due(self, now: float, limit: int = 1000) -> list[str]:
+        """Queue IDs of deferred entries whose next attempt has come, earliest first (from the index)."""
+        return self._index_call(self.index.due, now, limit) or []
+
+    def stale(self, updated_before: float) -> Iterator[str]:
+        """Queue IDs of active entries last saved before ``updated_before`` (reads only entries
+        the index does not know as waiting: the messages in the pipeline)."""
+        known = (*(s.value for s in WAITING_STATES), CORRUPT)      # a corrupt entry is not read again each tick
+        waiting = self._index_call(self.index.ids_in, known) or set()
+        for queue_id in self.ids():
+            if queue_id in waiting:
+                continue
+            with contextlib.suppress(FileNotFoundError, ValueError):
+                entry = self.load(queue_id)
+                if entry.state == State.ACTIVE and entry.updated_at < updated_before:
+                    yield queue_id
+
+    def reconcile(self) -> int:
+        """Bring the index in line with the files (after a crash or a lost index); the entries listed."""
+        return sum(1 for _ in self.listing())
+
+    def _index_put(self, entry: Entry) -> None:
+        try:
+            current = os.stat(f"{self._queue_dir}/{entry.id}.json")
+            qsize = os.stat(f"{self._queue_dir}/{entry.id}").st_size
+        except FileNotFoundError:                          # created in a waiting state: no current file yet
+            return self._index_created([entry])
+        key = f"{current.st_ino}:{current.st_mtime_ns}:{current.st_size}"
+        self._index_call(self.index.put, [IndexRow(key, qsize, listed(entry))])
+
+    def _index_created(self, entries: list[Entry]) -> None:
+        rows = []
+        for entry in entries:
+            with contextlib.suppress(FileNotFoundError):
+                st = os.stat(f"{self._queue_dir}/{entry.id}")
+                rows.append(IndexRow(f"{st.st_ino}:{st.st_mtime_ns}:{st.st_size}", st.st_size, listed(entry)))
+        self._index_call(self.index.put, rows)
+
+    def _index_call(self, method, *args):
+        """An index operation; a failure is logged, never raised: the files are the truth, and the
+        scheduler's ``reconcile`` repairs the index."""
+        try:
+            return method(*args)
+        except (sqlite3.Error, OSError) as exc:
+            log.warning("spool index %s: %s (repaired by the next reconcile)", self.index.path, exc)
+            return None
 
     def done_ids(self) -> list[str]:
         return sorted(name[:-5] for name in os.listdir(self.done) if name.endswith(".json"))
@@ -174,7 +325,7 @@ class FilesystemSpool:
         return total
 
     def purge_orphans(self, older_than: float) -> int:
-        """Tidy what a crash left: remove a file whose entry line is unreadable (during ``create``)
+        """Tidy what a crash left: move a file whose entry line is unreadable (during ``create``) aside
         and a current-entry file whose message is finished (during ``_finish``); move a finished
         entry still in ``queue/`` (written by an earlier version's ``_finish``) to ``done/``."""
         removed = 0
@@ -185,15 +336,17 @@ class FilesystemSpool:
                     if (self.queue / name).stat().st_mtime < older_than:
                         (self.queue / name).unlink()
                         removed += 1
-        for name in self.ids():
-            path = self.queue / name
+        names = set(os.listdir(self.queue))
+        for name in sorted(n for n in names if is_queue_id(n) and f"{n}.json" not in names):
+            path = self.queue / name              # an entry with a current file was created whole
             with contextlib.suppress(FileNotFoundError):
                 if path.stat().st_mtime >= older_than:
                     continue
                 try:
                     entry = self.load(name)
                 except ValueError:
-                    path.unlink()
+                    self.aside.mkdir(exist_ok=True)
+                    os.rename(path, self.aside / name)     # kept for inspection, never deleted
                     removed += 1
                     continue
                 if entry.state == State.DONE:
@@ -226,7 +379,12 @@ class FilesystemSpool:
         except FileNotFoundError:
             return None
         head, _, message = os.pread(fd, st.st_size, 0).partition(b"\n")
-        return Claimed(Entry.model_validate_json(self._current(queue_id, lambda: head)), message)
+        try:
+            entry = Entry.model_validate_json(self._current(queue_id, lambda: head))
+        except ValueError as exc:
+            raise CorruptEntry(queue_id, corrupt_reason(exc)) from None
+        entry._stored_state = entry.state
+        return Claimed(entry, message)
 
     @contextlib.contextmanager
     def _locked(self, queue_id: str) -> Iterator[int | None]:
@@ -317,6 +475,18 @@ def _write_new(path: str, chunks: list[bytes]) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def corrupt_reason(exc: ValueError) -> str:
+    """One line saying why an entry could not be read (no input echoed back)."""
+    if isinstance(exc, ValidationError):
+        first = exc.errors()[0]
+        where = ".".join(str(part) for part in first.get("loc", ())) or "entry"
+        if first.get("type") in ("json_invalid", "json_type"):
+            return "not valid JSON"
+        return f"{where}: {first.get('msg', 'invalid')}" + (f" (+{exc.error_count() - 1} more)"
+                                                           if exc.error_count() > 1 else "")
+    return "unreadable entry"
 
 
 def _full(exc: OSError) -> SpoolFull:

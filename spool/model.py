@@ -18,7 +18,7 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Literal
 
-from pydantic import BaseModel
+from pydantic import BaseModel, PrivateAttr
 
 
 class State(StrEnum):
@@ -76,6 +76,7 @@ class Entry(BaseModel):
     folder: str | None = None                      #: deliver into this folder (e.g. "Junk")
     is_bounce: bool = False                        #: a DSN we generated (never bounced again)
     trace: list[TraceEvent] = []
+    _stored_state: State | None = PrivateAttr(default=None)   #: state as read from the spool (None: not read)
 
     def record(self, at: float, stage: str, event: str, detail: str = "", ms: float | None = None) -> None:
         self.trace.append(TraceEvent(at=at, stage=stage, event=event, detail=detail, ms=ms))

@@ -168,9 +168,9 @@ def fast_directory(data_dir: Path):
     """The server's directory opened in-process with a cheap argon2 cost (tests only)."""
     from argon2 import PasswordHasher
 
-    from mailpipe.mailstore.directory import Directory
+    from mailpipe.mailstore.directory import open_directory
     data_dir.mkdir(parents=True, exist_ok=True)
-    return Directory(f"sqlite:///{data_dir.resolve() / 'mailpipe.db'}",
+    return open_directory(f"sqlite:///{data_dir.resolve() / 'mailpipe.db'}",
                      hasher=PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1))
 
 

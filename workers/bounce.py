@@ -22,12 +22,18 @@ Must not: decide which recipients failed (the ``remote`` stage and the
 from __future__ import annotations
 
 import logging
+from typing import TYPE_CHECKING, Callable
 
+from mailpipe.core.config import Config
 from mailpipe.core.errors import TransientError
 from mailpipe.core.ids import new_queue_id
 from mailpipe.delivery.dsn import build_dsn, should_bounce
 from mailpipe.delivery.result import RecipientResult
+from mailpipe.spool.fs import FilesystemSpool
 from mailpipe.spool.model import Entry, Recipient
+
+if TYPE_CHECKING:
+    from mailpipe.workers.runtime import Runtime
 
 log = logging.getLogger("mailpipe.bounce")
 
@@ -64,7 +70,7 @@ def dsn_entry(original: Entry, dsn: bytes, now: float) -> Entry:
     return entry
 
 
-def send_dsn(spool, publish, config, original: Entry, message: bytes, failed: list[RecipientResult],
+def send_dsn(spool: FilesystemSpool, publish: Callable[[str, str], None], config: Config, original: Entry, message: bytes, failed: list[RecipientResult],
              now: float, *, delayed: bool = False) -> str | None:
     """Spool and publish a DSN for ``failed`` recipients; returns its queue ID, or None if not allowed."""
     allowed, why = may_bounce(original)
@@ -103,7 +109,7 @@ def give_up(entry: Entry, now: float, reason: str = OPERATOR_REPLY) -> list[Reci
     return list({r.recipient: r for r in failed}.values())
 
 
-def bounce_local_failures(rt, entry: Entry, message: bytes, recipients: list) -> str | None:
+def bounce_local_failures(rt: Runtime, entry: Entry, message: bytes, recipients: list[Recipient]) -> str | None:
     """A DSN for recipients that failed in a local stage (user gone after RCPT, mail loop)."""
     failed = [RecipientResult(recipient=r.address, status="failed", reply=r.detail) for r in recipients]
     return send_dsn(rt.spool, rt.publish, rt.config, entry, message, failed, rt.clock.now())

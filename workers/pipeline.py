@@ -13,6 +13,12 @@ the broker marks as redelivered (its worker died, or the sweeper republished
 it) counts against ``[pipeline] max_redeliveries`` and makes side-effecting
 stages check what an earlier run already did (``recovering``).
 
+A stage that raises ``TransientError`` is deferred with the retry schedule
+(``workers.deferral``); so is one that fails because its storage is full or
+failing (ENOSPC, EDQUOT, EIO, EROFS in any stage: ``deferral.storage_failure``),
+and it is delivered once space returns. Any other exception is a crash: the
+message goes to ``dead`` with the stage that failed, its body kept.
+
 Must not: implement a stage (``workers/stages``) or talk to the broker other
 than through ``runtime.publish``.
 """
@@ -21,25 +27,30 @@ from __future__ import annotations
 
 import logging
 import time
+from typing import TYPE_CHECKING
 
-from mailpipe.core.errors import TransientError
 from mailpipe.core import metrics
+from mailpipe.core.config import Config
+from mailpipe.core.errors import TransientError
 from mailpipe.spool.model import Entry, State
-from mailpipe.workers.deferral import defer
+from mailpipe.workers.deferral import defer, storage_failure
 from mailpipe.workers.stages import STAGE_FUNCTIONS
+
+if TYPE_CHECKING:
+    from mailpipe.workers.runtime import Runtime
 
 log = logging.getLogger("mailpipe.pipeline")
 
 
 class Pipeline:
-    def __init__(self, runtime, served: frozenset[str]) -> None:
+    def __init__(self, runtime: Runtime, served: frozenset[str]) -> None:
         self.rt = runtime
         self.served = served
         config = runtime.config
         self.order = self.order_for(config)
 
     @staticmethod
-    def order_for(config) -> list[str]:
+    def order_for(config: Config) -> list[str]:
         return ["smtp_in", *config.pipeline.filters, "route", "local", "remote"]
 
     def next_stage(self, entry: Entry, stage: str) -> str | None:
@@ -107,11 +118,8 @@ class Pipeline:
             except TransientError as exc:
                 self._defer(entry, stage, str(exc))
                 break
-            except Exception:
-                log.exception("%s: stage=%s, unexpected error; moved to dead", entry.id, stage)
-                entry.state = State.DEAD
-                entry.last_error = f"unexpected error in stage {stage}"
-                entry.record(self.rt.clock.now(), stage, "dead", entry.last_error)
+            except Exception as exc:
+                self._failed(entry, stage, exc)
                 break
             entry.trace[-1].ms = round((time.perf_counter() - started) * 1000, 3) if entry.trace else None
             metrics.stage_done(stage, time.perf_counter() - started, entry.trace[-1] if entry.trace else None)
@@ -135,6 +143,17 @@ class Pipeline:
 
     def _defer(self, entry: Entry, stage: str, reason: str, retry_after: float | None = None) -> None:
         defer(self.rt, entry, stage, reason, retry_after)
+
+    def _failed(self, entry: Entry, stage: str, exc: Exception) -> None:
+        """A full or failing disk defers; anything else is a crash: dead, with its stage."""
+        storage = storage_failure(exc)
+        if storage is not None:
+            self._defer(entry, stage, f"{storage} in stage {stage}")
+            return
+        log.exception("%s: stage=%s, unexpected error; moved to dead", entry.id, stage)
+        entry.state = State.DEAD
+        entry.last_error = f"unexpected error in stage {stage}"
+        entry.record(self.rt.clock.now(), stage, "dead", entry.last_error)
 
 
 def _summary(entry: Entry) -> str:

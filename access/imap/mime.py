@@ -10,13 +10,13 @@ Must not: render IMAP syntax (see ``access.imap.fetch``) or touch files.
 
 from __future__ import annotations
 
-import base64
 import binascii
 import email.header
-import quopri
 import re
 import unicodedata
 from dataclasses import dataclass, field
+
+from mailpipe.core.mimetext import decode_text, part_text
 
 MAX_DEPTH = 20
 MAX_PARTS = 500
@@ -233,32 +233,13 @@ def decode_header_value(value: bytes) -> str:
         if isinstance(chunk, str):
             out.append(chunk)
         else:
-            out.append(_decode_bytes(chunk, charset))
+            out.append(decode_text(chunk, charset))
     return "".join(out)
 
 
-def _decode_bytes(data: bytes, charset: str | None) -> str:
-    for candidate in (charset, "utf-8"):
-        if candidate:
-            try:
-                return data.decode(candidate)
-            except (LookupError, UnicodeDecodeError):
-                continue
-    return data.decode("latin-1")
-
-
 def decoded_body(part: Part) -> str:
-    """The text of a leaf part after Content-Transfer-Encoding and charset decoding."""
-    cte = (part.get("content-transfer-encoding") or b"").strip().lower()
-    data = part.body
-    try:
-        if cte == b"base64":
-            data = base64.b64decode(re.sub(rb"[^A-Za-z0-9+/=]", b"", data) + b"==", validate=False)
-        elif cte == b"quoted-printable":
-            data = quopri.decodestring(data)
-    except (binascii.Error, ValueError):
-        pass
-    return _decode_bytes(data, part.param("charset"))
+    """The text of a leaf part after Content-Transfer-Encoding and charset decoding (``core.mimetext``)."""
+    return part_text(part.body, (part.get("content-transfer-encoding") or b"").strip(), part.param("charset"))
 
 
 def texts(part: Part, depth: int = 0) -> list[str]:

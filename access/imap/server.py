@@ -31,7 +31,8 @@ from mailpipe.access.imap.limits import Registry
 from mailpipe.access.imap.literals import SPILL_OVER, Spiller
 from mailpipe.access.imap.parser import CONTINUE, NEED_DATA, CommandParser, Line
 from mailpipe.access.imap.session import Action, Env, Session
-from mailpipe.core.authlimit import FailureLimiter
+from mailpipe.core import authlimit
+from mailpipe.core.authlimit import LoginLimiter
 from mailpipe.core.clock import Clock
 from mailpipe.core.descriptors import DescriptorReserve
 
@@ -43,11 +44,13 @@ SHORTAGE_LOG_EVERY = 60.0  #: seconds between log lines about refusals for want 
 
 
 class ImapService:
-    def __init__(self, config, directory, tls, clock: Clock | None = None) -> None:
+    def __init__(self, config, directory, tls, clock: Clock | None = None, *,
+                 limiter: LoginLimiter | None = None) -> None:
+        """`limiter`: the process's login limiter, shared with SMTP and POP3 (default: one of its own)."""
         self.config = config
         self.directory = directory
         self.tls = tls
-        self.limiter = FailureLimiter(config.auth.max_failures, config.auth.lockout_seconds, clock)
+        self.limiter = limiter or authlimit.from_config(config.auth, clock)
         self.registry = Registry(config.imap.max_connections_per_user, config.imap.max_connections_per_ip)
         self.reserve = DescriptorReserve()
         self._servers: list[asyncio.Server] = []

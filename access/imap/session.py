@@ -18,13 +18,11 @@ Must not: read sockets, sleep, or format storage paths for clients.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import enum
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator, Protocol
+from typing import Callable, Iterator
 
 from mailpipe.access.imap import grammar, replies, states
 from mailpipe.access.imap.grammar import Syntax
@@ -32,8 +30,11 @@ from mailpipe.access.imap.limits import Registry
 from mailpipe.access.imap.parser import Command, Line, Malformed
 from mailpipe.access.imap.selected import View
 from mailpipe.access.imap.states import State
+from mailpipe.core import sasl
+from mailpipe.core.authlimit import LoginLimiter
 from mailpipe.core.config import Config
 from mailpipe.core.tls import is_loopback
+from mailpipe.mailstore.directory import Directory
 
 log = logging.getLogger("mailpipe.imap")
 
@@ -62,28 +63,12 @@ class Refused(Exception):
         self.reply = reply
 
 
-class Accounts(Protocol):
-    """The account directory as a session sees it (``mailstore.directory.Directory``, or a test's)."""
-
-    def authenticate(self, address: str, password: str) -> str | None: ...
-
-
-class LoginLimiter(Protocol):
-    """Failed-login bookkeeping per client address (``core.authlimit.FailureLimiter``)."""
-
-    def locked(self, ip: str) -> bool: ...
-
-    def failure(self, ip: str) -> float: ...
-
-    def success(self, ip: str) -> None: ...
-
-
 @dataclass
 class Env:
     """What a session needs from outside, injected by the shell (or a test)."""
 
     config: Config
-    directory: Accounts
+    directory: Directory
     limiter: LoginLimiter
     registry: Registry
     peer: str
@@ -96,8 +81,7 @@ class Pending:
     """A multi-line AUTHENTICATE in progress."""
 
     tag: str
-    mechanism: str
-    parts: list[bytes] = field(default_factory=list)
+    exchange: sasl.SaslExchange
 
 
 class Session:
@@ -192,14 +176,23 @@ class Session:
         return replies.capability_line(self.env.tls_active, self.login_allowed(), self.env.tls_available)
 
     def authenticate(self, tag: str, user: str, password: str) -> Outcome:
+        """LOGIN and AUTHENTICATE end here: one reserved attempt of the shared login limiter,
+        one password check; a name or password that is not UTF-8 is simply a failed login."""
         env = self.env
-        if env.limiter.locked(env.peer):
+        ticket = env.limiter.reserve(env.peer, user)
+        if ticket is None:
+            log.warning("imap: login refused for %r from %s: too many failures", user, env.peer)
             return Outcome(replies.tagged(tag, "NO", replies.NO_LOCKED))
-        canonical = env.directory.authenticate(user, password)
+        try:
+            canonical = env.directory.authenticate(user, password)
+        except BaseException:
+            env.limiter.release(ticket)
+            raise
         if canonical is None:
-            delay = env.limiter.failure(env.peer)
+            delay = env.limiter.failure(ticket)
+            log.info("imap: failed login for %r from %s", user, env.peer)
             return Outcome(replies.tagged(tag, "NO", replies.NO_AUTH), delay=delay)
-        env.limiter.success(env.peer)
+        env.limiter.success(ticket)
         if not env.registry.acquire(canonical, env.peer):
             return Outcome(replies.tagged(tag, "NO", replies.NO_TOO_MANY))
         self.user = canonical
@@ -288,40 +281,35 @@ def cmd_login(s: Session, cmd: Command) -> Outcome:
 def cmd_authenticate(s: Session, cmd: Command) -> Outcome:
     if not cmd.args or len(cmd.args) > 2:
         raise Syntax("AUTHENTICATE needs a mechanism")
-    mech = grammar.atom(cmd.args[0]).upper()
-    if mech not in ("PLAIN", "LOGIN"):
+    exchange = sasl.SaslExchange.start(grammar.atom(cmd.args[0]))
+    if exchange is None:
         return Outcome(replies.tagged(cmd.tag, "NO", replies.NO_MECH))
     if not s.login_allowed():
         return Outcome(replies.tagged(cmd.tag, "NO", replies.NO_LOGIN_DISABLED))
-    s.auth = Pending(cmd.tag, mech)
-    if len(cmd.args) == 2:
-        return _auth_step(s, grammar.astring_bytes(cmd.args[1]))
-    prompt = "" if mech == "PLAIN" else "VXNlcm5hbWU6"
-    return Outcome(replies.continuation(prompt))
+    s.auth = Pending(cmd.tag, exchange)
+    return _auth_step(s, grammar.astring_bytes(cmd.args[1]) if len(cmd.args) == 2 else None)
 
 
-def _auth_step(s: Session, data: bytes) -> Outcome:
+# How a SASL exchange that ended without credentials is answered (RFC 3501 6.2.2).
+SASL_FAILURES = {
+    sasl.Reason.CANCELLED: ("BAD", replies.BAD_AUTH_CANCELLED),
+    sasl.Reason.BAD_BASE64: ("BAD", "Invalid base64"),
+    sasl.Reason.MALFORMED: ("BAD", "Invalid SASL response"),
+    sasl.Reason.BAD_UTF8: ("NO", replies.NO_AUTH),
+    sasl.Reason.AUTHZID: ("NO", replies.NO_AUTH),
+}
+
+
+def _auth_step(s: Session, data: bytes | None) -> Outcome:
     pending = s.auth
-    if data.strip() == b"*":
-        s.auth = None
-        return Outcome(replies.tagged(pending.tag, "BAD", replies.BAD_AUTH_CANCELLED))
-    try:
-        decoded = base64.b64decode(data.strip(), validate=True) if data.strip() != b"=" else b""
-    except (binascii.Error, ValueError):
-        s.auth = None
-        return Outcome(replies.tagged(pending.tag, "BAD", "Invalid base64"))
-    pending.parts.append(decoded)
-    if pending.mechanism == "LOGIN" and len(pending.parts) < 2:
-        return Outcome(replies.continuation("UGFzc3dvcmQ6"))
+    assert pending is not None
+    result = pending.exchange.step(data)
+    if isinstance(result, sasl.Challenge):
+        return Outcome(replies.continuation(result.text))
     s.auth = None
-    if pending.mechanism == "PLAIN":
-        fields = pending.parts[0].split(b"\0")
-        if len(fields) != 3:
-            return Outcome(replies.tagged(pending.tag, "BAD", "Invalid PLAIN response"))
-        _authzid, user, password = fields
-    else:
-        user, password = pending.parts
-    return s.authenticate(pending.tag, user.decode("utf-8", "replace"), password.decode("utf-8", "replace"))
+    if isinstance(result, sasl.Failure):
+        return Outcome(replies.tagged(pending.tag, *SASL_FAILURES[result.reason]))
+    return s.authenticate(pending.tag, result.user, result.password)
 
 
 from mailpipe.access.imap import mailboxes, messages  # noqa: E402  (they import Refused/Outcome from here)

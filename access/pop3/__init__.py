@@ -3,7 +3,7 @@
 Modules, from pure to I/O:
 
 - ``parser``   command grammar and line framing (pure)
-- ``sasl``     PLAIN / LOGIN decoding (pure)
+- (SASL PLAIN / LOGIN decoding is ``core.sasl``, shared with SMTP and IMAP)
 - ``states``   the state enum and the one transition table (pure)
 - ``replies``  every reply, as named constants shared with the tests (pure)
 - ``effects``  what the core asks the shell to do (pure)

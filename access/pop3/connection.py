@@ -30,7 +30,7 @@ from mailpipe.access.pop3.maildrop import Maildrop
 from mailpipe.access.pop3.parser import LineBuffer, LineTooLong
 from mailpipe.access.pop3.session import Pop3Session, SessionPolicy
 from mailpipe.access.pop3.states import State
-from mailpipe.core.authlimit import FailureLimiter
+from mailpipe.core.authlimit import LoginLimiter
 from mailpipe.core.tls import is_loopback
 from mailpipe.mailstore.directory import Directory
 
@@ -47,7 +47,7 @@ class Shared:
     """What every connection of one service uses."""
 
     directory: Directory
-    limiter: FailureLimiter
+    limiter: LoginLimiter
     data_dir: Path
     tls_context: ssl.SSLContext | None
     plaintext_on_loopback: bool

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from mailpipe.access.pop3.effects import LoginOutcome
 from mailpipe.access.pop3.maildrop import Maildrop, MaildropInUse, MaildropUnavailable
-from mailpipe.core.authlimit import FailureLimiter
+from mailpipe.core.authlimit import LoginLimiter
 from mailpipe.mailstore.directory import Directory
 from mailpipe.mailstore.maildir import ensure_maildir, maildir_path
 
@@ -31,20 +31,22 @@ class LoginResult:
     delay: float = 0.0            # seconds to wait before answering a failure
 
 
-def check_login(directory: Directory, limiter: FailureLimiter, data_dir: Path,
+def check_login(directory: Directory, limiter: LoginLimiter, data_dir: Path,
                 user: str, password: str, ip: str) -> LoginResult:
-    if limiter.locked(ip):
+    ticket = limiter.reserve(ip, user)          # checks and counts in one step
+    if ticket is None:
         log.warning("pop3: login refused for %r from %s: too many failures", user, ip)
         return LoginResult(LoginOutcome.LOCKED_OUT)
     try:
         address = directory.authenticate(user, password)
-    except Exception:               # boundary: database driver errors of any kind
-        log.exception("pop3: account directory unavailable")
+    except Exception as exc:        # boundary: database driver errors of any kind
+        limiter.release(ticket)
+        log.error("pop3: account directory unavailable: %s", type(exc).__name__)
         return LoginResult(LoginOutcome.UNAVAILABLE)
     if address is None:
         log.info("pop3: failed login for %r from %s", user, ip)
-        return LoginResult(LoginOutcome.BAD_CREDENTIALS, delay=limiter.failure(ip))
-    limiter.success(ip)
+        return LoginResult(LoginOutcome.BAD_CREDENTIALS, delay=limiter.failure(ticket))
+    limiter.success(ticket)
     return _open_maildrop(data_dir, address, ip)
 
 

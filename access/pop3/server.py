@@ -1,10 +1,11 @@
 """The POP3 service: listeners for POP3 with STLS and for implicit-TLS POP3S.
 
 Owns: binding ``[pop3] listen``:``port`` and, only when ``[tls]`` gives a
-context, ``listen``:``tls_port`` (RFC 8314); admission (at most ``[pop3] max_connections``, and none
-while the process is short of file descriptors, ``core.descriptors``: both
-refused at greeting time with ``-ERR [SYS/TEMP]``); the
-per-IP failed-login limiter shared by all connections; stopping cleanly
+context, ``listen``:``tls_port`` (RFC 8314); admission (at most
+``[pop3] max_connections``, and none while the process is short of file
+descriptors, ``core.descriptors``: both refused at greeting time with
+``-ERR [SYS/TEMP]``); the login limiter (the process's, shared with SMTP and
+IMAP); stopping cleanly
 (open sessions are cancelled, which deletes nothing).
 
 Must not: parse POP3 (``session``) or touch the Maildir (``maildrop``).
@@ -18,7 +19,8 @@ from typing import Awaitable, Callable
 
 from mailpipe.access.pop3 import replies as R
 from mailpipe.access.pop3.connection import Connection, Shared
-from mailpipe.core.authlimit import FailureLimiter
+from mailpipe.core import authlimit
+from mailpipe.core.authlimit import LoginLimiter
 from mailpipe.core.clock import Clock
 from mailpipe.core.descriptors import DescriptorReserve
 from mailpipe.core.tls import TlsContexts
@@ -34,14 +36,16 @@ SHORTAGE_LOG_EVERY = 60.0   #: seconds between log lines about refusals for want
 class Pop3Service:
     def __init__(self, config: Config, directory: Directory, tls: TlsContexts,
                  clock: Clock | None = None, *,
-                 delay: Callable[[float], Awaitable[None]] = asyncio.sleep) -> None:
-        """`delay` waits before a failed-login reply (tests pass one that does not sleep)."""
+                 delay: Callable[[float], Awaitable[None]] = asyncio.sleep,
+                 limiter: LoginLimiter | None = None) -> None:
+        """`delay` waits before a failed-login reply (tests pass one that does not sleep);
+        `limiter` is the process's login limiter, shared with SMTP and IMAP (default: its own)."""
         self.config = config
         self.tls = tls
         auth = config.auth
         self.shared = Shared(
             directory=directory,
-            limiter=FailureLimiter(auth.max_failures, auth.lockout_seconds, clock),
+            limiter=limiter or authlimit.from_config(auth, clock),
             data_dir=config.data_dir, tls_context=tls.context,
             plaintext_on_loopback=auth.plaintext_on_loopback,
             idle_timeout=config.pop3.idle_timeout, max_line=config.pop3.max_line,

@@ -20,8 +20,9 @@ from mailpipe.access.pop3.effects import (
 from mailpipe.access.pop3.parser import (
     Command, Pop3SyntaxError, UnknownCommand, Verb, decode_line, parse_command,
 )
-from mailpipe.access.pop3.sasl import MECHANISMS, SaslError, decode_response, plain_credentials
 from mailpipe.access.pop3.states import State, Trigger, allowed, next_state
+from mailpipe.core import sasl
+from mailpipe.core.sasl import MECHANISMS
 
 
 @dataclass(frozen=True)
@@ -43,6 +44,17 @@ _LOGIN_FAILURES = {
 }
 
 
+_CHALLENGES = {"": R.SASL_EMPTY_CHALLENGE, sasl.LOGIN_USER_PROMPT: R.SASL_USERNAME,
+               sasl.LOGIN_PASSWORD_PROMPT: R.SASL_PASSWORD}
+_SASL_FAILURES = {
+    sasl.Reason.CANCELLED: R.SASL_CANCELLED,
+    sasl.Reason.BAD_BASE64: R.SASL_MALFORMED,
+    sasl.Reason.BAD_UTF8: R.SASL_MALFORMED,
+    sasl.Reason.MALFORMED: R.SASL_MALFORMED,
+    sasl.Reason.AUTHZID: R.SASL_MALFORMED,   # refused before any password check, as SMTP and IMAP do
+}
+
+
 def _send(*replies: R.Reply) -> list[Effect]:
     return [Send(b"".join(r.line() for r in replies))]
 
@@ -58,7 +70,7 @@ class Pop3Session:
         self.listing = Listing((), ())
         self.deleted: set[int] = set()
         self._user: str | None = None          # after USER, before PASS
-        self._sasl: tuple[str, str | None] | None = None   # (mechanism, LOGIN user)
+        self._sasl: sasl.SaslExchange | None = None
 
     # -- inputs from the shell ---------------------------------------------
     def greeting(self) -> list[Effect]:
@@ -201,11 +213,8 @@ class Pop3Session:
         if command.text not in MECHANISMS:
             return self._error(R.NO_MECHANISM)
         self._user = None
-        self._sasl = (command.text, None)
-        if command.initial is None:
-            self._move(Trigger.SASL_CONTINUE)
-            return [Send(R.SASL_EMPTY_CHALLENGE if command.text == "PLAIN" else R.SASL_USERNAME)]
-        self._move(Trigger.SASL_CONTINUE)   # the initial response is the first SASL line
+        self._sasl = sasl.SaslExchange.start(command.text)
+        self._move(Trigger.SASL_CONTINUE)   # the initial response, if any, is the first SASL line
         return self._sasl_step(command.initial)
 
     def _sasl_response(self, line: bytes) -> list[Effect]:
@@ -215,23 +224,16 @@ class Pop3Session:
             return self._sasl_fail(R.SASL_MALFORMED)
         return self._sasl_step(text)
 
-    def _sasl_step(self, text: str) -> list[Effect]:
-        if text == "*":
-            return self._sasl_fail(R.SASL_CANCELLED)
-        mechanism, login_user = self._sasl or ("PLAIN", None)
-        try:
-            if mechanism == "PLAIN":
-                return self._sasl_done(*plain_credentials(text))
-            value = decode_response(text)
-        except SaslError:
+    def _sasl_step(self, text: str | None) -> list[Effect]:
+        if self._sasl is None:
             return self._sasl_fail(R.SASL_MALFORMED)
-        if login_user is None:
-            if not value:
-                return self._sasl_fail(R.SASL_MALFORMED)
-            self._sasl = (mechanism, value)
+        result = self._sasl.step(text)
+        if isinstance(result, sasl.Challenge):
             self._move(Trigger.SASL_CONTINUE)
-            return [Send(R.SASL_PASSWORD)]
-        return self._sasl_done(login_user, value)
+            return [Send(_CHALLENGES[result.text])]
+        if isinstance(result, sasl.Failure):
+            return self._sasl_fail(_SASL_FAILURES[result.reason])
+        return self._sasl_done(result.user, result.password)
 
     def _sasl_done(self, user: str, password: str) -> list[Effect]:
         self._sasl = None

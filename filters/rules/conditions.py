@@ -42,6 +42,14 @@ def string(table: dict[str, Any], key: str, required: bool = False) -> str | Non
     return value
 
 
+def required_string(table: dict[str, Any], key: str) -> str:
+    """``table[key]``, which must be a non-empty string."""
+    value = table.get(key)
+    if not isinstance(value, str) or not value.strip():
+        raise RuleSyntax(f"{key!r} must be a non-empty string", key)
+    return value
+
+
 def strings(table: dict[str, Any], key: str) -> tuple[str, ...]:
     value = table[key]
     items = [value] if isinstance(value, str) else value
@@ -99,7 +107,7 @@ def _headers(table: dict[str, Any], key: str) -> model.Condition:
     for item in items:
         if not isinstance(item, dict) or set(item) != {"name", "regex"}:
             raise RuleSyntax(f"{key!r} must be {{ name = \"...\", regex = \"...\" }} (or a list of them)", key)
-        name = string(item, "name", required=True)
+        name = required_string(item, "name")
         built.append(model.HeaderMatch(name.strip().lower(), _regexes(item, "regex")[0]))
     return built[0] if len(built) == 1 else model.AnyOf(tuple(built))
 

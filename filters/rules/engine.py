@@ -18,6 +18,7 @@ import fnmatch
 import ipaddress
 from dataclasses import dataclass, field
 from functools import cached_property
+from typing import Any, Callable
 
 from mailpipe.filters.rules import model
 from mailpipe.filters.rules.mime import MessageFacts, extract
@@ -182,7 +183,8 @@ def _not_why(cond: model.NotOf, facts: Facts) -> str | None:
     return "no " + "/".join(sorted(f.value for f in cond.item.fields)) + " match under 'not'"
 
 
-_EVALUATORS = {
+#: condition type -> why it matches (each function takes its own condition type)
+_EVALUATORS: dict[type, Callable[[Any, Facts], str | None]] = {
     model.IpIn: _ip_why, model.AddressMatch: _addresses, model.HeloMatch: _helo_why,
     model.HeaderMatch: _header_why, model.BodyKeyword: _keyword_why, model.BodyRegex: _body_regex_why,
     model.AttachmentMatch: _attachment_why, model.SizeMatch: _size_why,

@@ -2,7 +2,7 @@
 
 Owns: turning raw bytes into what body/header/attachment conditions read -
 transfer encodings (base64, quoted-printable) undone, every charset decoded
-(unknown ones fall back to UTF-8 / Latin-1 with replacement), HTML tags
+(``core.mimetext``, the policy IMAP SEARCH shares), HTML tags
 dropped, text Unicode NFC-normalised (so precomposed and decomposed Vietnamese
 compare equal) and, for keywords, case-folded with whitespace collapsed.
 
@@ -18,18 +18,17 @@ Must not: raise on any input - a broken message yields what could be read.
 
 from __future__ import annotations
 
-import binascii
-import codecs
 import email
 import email.policy
 import html
-import quopri
 import re
 import unicodedata
 from dataclasses import dataclass, field
 from email.header import decode_header, make_header
 from email.message import Message
 from email.parser import BytesHeaderParser
+
+from mailpipe.core.mimetext import decode_text, undo_transfer_encoding
 
 #: decoded text kept per message for body conditions
 MAX_TEXT = 2 * 1024 * 1024
@@ -82,19 +81,6 @@ def decode_header_value(value: str) -> str:
         return value
 
 
-def _decode_bytes(data: bytes, charset: str | None) -> str:
-    try:
-        codec = codecs.lookup(charset or "us-ascii").name
-    except (LookupError, ValueError):
-        codec = "utf-8"
-    if codec == "ascii":
-        codec = "utf-8"           # mislabelled 8-bit mail is mostly UTF-8
-    try:
-        return data.decode(codec)
-    except UnicodeDecodeError:
-        return data.decode(codec if codec != "utf-8" else "latin-1", errors="replace")
-
-
 def _part_text(part: Message) -> str:
     try:
         payload = part.get_payload(decode=True)
@@ -102,7 +88,7 @@ def _part_text(part: Message) -> str:
         return ""
     if not isinstance(payload, bytes):
         return ""
-    text = _decode_bytes(payload, part.get_content_charset())
+    text = decode_text(payload, part.get_content_charset())
     if part.get_content_subtype() == "html":
         text = html.unescape(_TAGS.sub(" ", text))
     return text
@@ -144,7 +130,6 @@ _HEADER_LINE = re.compile(rb"[\x21-\x39\x3b-\x7e]+:")
 _PLAIN = re.compile(rb'[ \t]*text/plain[ \t]*'
                     rb'((?:;[ \t]*[a-z0-9-]+=(?:"[^"\\\x00-\x20\x7f-\xff]*"|[a-z0-9._:-]+)[ \t]*)*);?[ \t]*', re.I)
 _PARAM = re.compile(rb'([a-z0-9-]+)="?([^";\s]*)', re.I)
-_UNENCODED = (b"", b"7bit", b"8bit", b"binary")
 
 
 def _plain_body(raw: bytes) -> tuple[bytes, str | None] | None:
@@ -187,24 +172,15 @@ def _plain_body(raw: bytes) -> tuple[bytes, str | None] | None:
         if b"name" in params:                       # a named part is an attachment's file name
             return None
         charset = params[b"charset"].decode("ascii").lower() if b"charset" in params else None
-    body = raw[end + 4:]
-    if cte is None or cte in _UNENCODED:
-        return body, charset
-    if cte == b"quoted-printable":
-        return quopri.decodestring(body), charset
-    if cte == b"base64":
-        try:
-            return binascii.a2b_base64(b"".join(body.splitlines())), charset
-        except binascii.Error:
-            return None                             # the parser's lenient padding rules decide
-    return None
+    body = undo_transfer_encoding(raw[end + 4:], cte, strict=True)
+    return None if body is None else (body, charset)   # None: the parser's lenient rules decide
 
 
 def extract(raw: bytes) -> MessageFacts:
     """Parse ``raw`` once into the facts rules read; never raises on malformed mail."""
     plain = _plain_body(raw)
     if plain is not None:
-        text = _decode_bytes(*plain)
+        text = decode_text(*plain)
         return MessageFacts(text=normalise(text[:MAX_TEXT]), raw=raw[:raw.find(b"\r\n\r\n") + 4])
     return parse(raw)
 

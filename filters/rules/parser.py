@@ -110,7 +110,7 @@ def _rule(raw: Any, line: int) -> Rule | None:
     unknown = sorted(set(raw) - RULE_KEYS)
     if unknown:
         raise conditions.RuleSyntax(f"unknown key {unknown[0]!r}", unknown[0])
-    name = conditions.string(raw, "name", required=True)
+    name = conditions.required_string(raw, "name")
     action = _action(raw)
     if "when" not in raw:
         raise conditions.RuleSyntax("missing [rule.when] conditions", "name")

@@ -37,7 +37,8 @@ def _rule_lines(ruleset: RuleSet, facts: Facts) -> list[str]:
     return lines
 
 
-def _envelope_line(ruleset: RuleSet, client_ip, helo, sender, recipients) -> str:
+def _envelope_line(ruleset: RuleSet, client_ip: str | None, helo: str | None, sender: str | None,
+                   recipients: tuple[str, ...]) -> str:
     known = {Field.CLIENT_IP: client_ip, Field.HELO: helo, Field.SENDER: sender}
     available = frozenset(f for f, v in known.items() if v is not None)
     for recipient in recipients or (None,):

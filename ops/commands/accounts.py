@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from typing import NoReturn
 
 import click
 
@@ -10,7 +11,7 @@ from mailpipe.core.errors import AccountError
 from mailpipe.ops.cli import Context, pass_ctx
 
 
-def _fail(exc: AccountError) -> None:
+def _fail(exc: AccountError) -> NoReturn:
     raise click.ClickException(str(exc))
 
 
@@ -30,6 +31,7 @@ def domain() -> None:
 @click.argument("name")
 @pass_ctx
 def domain_add(ctx: Context, name: str) -> None:
+    """Add a local domain (mail to it is delivered here)."""
     try:
         ctx.directory().add_domain(name)
     except AccountError as exc:
@@ -40,19 +42,40 @@ def domain_add(ctx: Context, name: str) -> None:
 @domain.command("list")
 @pass_ctx
 def domain_list(ctx: Context) -> None:
+    """List the local domains."""
     for name in ctx.directory().domains():
         click.echo(name)
 
 
 @domain.command("del")
 @click.argument("name")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 @pass_ctx
-def domain_del(ctx: Context, name: str) -> None:
+def domain_del(ctx: Context, name: str, yes: bool) -> None:
+    """Delete a local domain with its users and aliases; their Maildirs stay on disk."""
+    directory = ctx.directory()
     try:
-        ctx.directory().remove_domain(name)
+        contents = directory.domain_contents(name)
     except AccountError as exc:
         _fail(exc)
-    click.echo(f"domain {name.lower()} deleted (mailboxes on disk are kept)")
+    kept = _mailboxes_on_disk(ctx, contents.users)
+    if contents.users or contents.aliases:
+        click.echo(f"domain {contents.domain}: {len(contents.users)} users ({len(kept)} mailboxes on disk) "
+                   f"and {contents.aliases} aliases will be removed from the directory; the mailboxes "
+                   f"stay on disk under {ctx.config.data_dir / 'mail' / contents.domain}")
+        if not yes:
+            click.confirm(f"Delete domain {contents.domain}?", abort=True)
+    try:
+        removed = directory.remove_domain(name)
+    except AccountError as exc:
+        _fail(exc)
+    click.echo(f"domain {removed.domain} deleted with {len(removed.users)} users and {removed.aliases} aliases "
+               f"({len(kept)} mailboxes kept on disk)")
+
+
+def _mailboxes_on_disk(ctx: Context, users: tuple[str, ...]) -> list[str]:
+    from mailpipe.mailstore.maildir import maildir_path
+    return [u for u in users if maildir_path(ctx.config.data_dir, u).is_dir()]
 
 
 @click.group()
@@ -65,6 +88,7 @@ def user() -> None:
 @click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
 @pass_ctx
 def user_add(ctx: Context, address: str, password_stdin: bool) -> None:
+    """Add a user in a local domain and create its Maildir."""
     try:
         canonical = ctx.directory().add_user(address, _read_password(password_stdin))
     except AccountError as exc:
@@ -75,9 +99,10 @@ def user_add(ctx: Context, address: str, password_stdin: bool) -> None:
 
 
 @user.command("list")
-@click.option("--domain", default=None)
+@click.option("--domain", default=None, help="Only the users of this domain.")
 @pass_ctx
 def user_list(ctx: Context, domain: str | None) -> None:
+    """List users (of one domain with --domain)."""
     for address in ctx.directory().users(domain):
         click.echo(address)
 
@@ -86,6 +111,7 @@ def user_list(ctx: Context, domain: str | None) -> None:
 @click.argument("address")
 @pass_ctx
 def user_del(ctx: Context, address: str) -> None:
+    """Delete a user; running servers refuse it within 2 s. Its Maildir stays on disk."""
     try:
         ctx.directory().remove_user(address)
     except AccountError as exc:
@@ -95,9 +121,10 @@ def user_del(ctx: Context, address: str) -> None:
 
 @user.command("passwd")
 @click.argument("address")
-@click.option("--password-stdin", is_flag=True)
+@click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
 @pass_ctx
 def user_passwd(ctx: Context, address: str, password_stdin: bool) -> None:
+    """Change a user's password; running servers refuse the old one within 2 s."""
     try:
         ctx.directory().set_password(address, _read_password(password_stdin))
     except AccountError as exc:
@@ -115,6 +142,7 @@ def alias() -> None:
 @click.argument("target")
 @pass_ctx
 def alias_add(ctx: Context, source: str, target: str) -> None:
+    """Deliver mail for SOURCE (an address, or @domain for a catch-all) to TARGET."""
     try:
         ctx.directory().add_alias(source, target)
     except AccountError as exc:
@@ -125,6 +153,7 @@ def alias_add(ctx: Context, source: str, target: str) -> None:
 @alias.command("list")
 @pass_ctx
 def alias_list(ctx: Context) -> None:
+    """List aliases as SOURCE -> TARGET."""
     for source, target in ctx.directory().aliases():
         click.echo(f"{source} -> {target}")
 
@@ -134,6 +163,7 @@ def alias_list(ctx: Context) -> None:
 @click.argument("target")
 @pass_ctx
 def alias_del(ctx: Context, source: str, target: str) -> None:
+    """Delete one alias SOURCE -> TARGET."""
     try:
         ctx.directory().remove_alias(source, target)
     except AccountError as exc:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
+from typing import Any
 
 import click
 from rich.console import Console
@@ -36,10 +37,10 @@ def rules_check(file: str) -> None:
 @rules.command("test")
 @click.argument("file", type=click.Path(dir_okay=False, exists=True))
 @click.argument("message", type=click.Path(dir_okay=False, exists=True))
-@click.option("--client-ip", default=None)
-@click.option("--helo", default=None)
-@click.option("--from", "sender", default=None)
-@click.option("--to", "recipients", multiple=True)
+@click.option("--client-ip", default=None, help="Client IP address the message came from.")
+@click.option("--helo", default=None, help="HELO/EHLO name the client gave.")
+@click.option("--from", "sender", default=None, help="Envelope sender (MAIL FROM).")
+@click.option("--to", "recipients", multiple=True, help="Envelope recipient (RCPT TO); repeatable.")
 def rules_test(file: str, message: str, client_ip, helo, sender, recipients) -> None:
     """Show which rules match MESSAGE (an .eml file) and the resulting action; sends nothing."""
     from mailpipe.filters.rules.tool import check_file, explain
@@ -70,11 +71,12 @@ def _quarantined(ctx: Context, queue_id: str):
 
 
 @quarantine.command("list")
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--json", "as_json", is_flag=True, help="Print the list as JSON.")
 @pass_ctx
 def quarantine_list(ctx: Context, as_json: bool) -> None:
+    """List quarantined messages: queue ID, age, sender, recipients, stage and reason."""
     now = time.time()
-    rows = [{"id": e.id, "age": round(now - e.received_at), "sender": e.sender,
+    rows: list[dict[str, Any]] = [{"id": e.id, "age": round(now - e.received_at), "sender": e.sender,
              "recipients": [r.address for r in e.recipients], "stage": e.stage, "reason": e.last_error}
             for e in ctx.spool().entries() if e.state == State.QUARANTINE]
     if as_json:
@@ -93,6 +95,7 @@ def quarantine_list(ctx: Context, as_json: bool) -> None:
 @click.argument("queue_id")
 @pass_ctx
 def quarantine_show(ctx: Context, queue_id: str) -> None:
+    """Show a quarantined message's spool entry and its header."""
     entry = _quarantined(ctx, queue_id)
     click.echo(json.dumps(json.loads(entry.model_dump_json()), indent=2))
     raw = ctx.spool().message(queue_id)
@@ -119,6 +122,7 @@ def quarantine_release(ctx: Context, queue_id: str) -> None:
 @click.argument("queue_id")
 @pass_ctx
 def quarantine_delete(ctx: Context, queue_id: str) -> None:
+    """Delete a quarantined message for good (nothing is delivered or bounced)."""
     _quarantined(ctx, queue_id)
     with ctx.locked(queue_id) as spool:
         spool.delete(queue_id)

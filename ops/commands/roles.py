@@ -9,17 +9,35 @@ import signal
 import click
 
 from mailpipe.core import eventloop
-from mailpipe.ops import logs, metrics_server
+from mailpipe.ops import datadir, logs, metrics_server, process
 from mailpipe.ops.cli import Context, pass_ctx
+
+
+def _start(ctx: Context, role: str) -> tuple[int, int] | None:
+    """Common start of every role: logging, descriptor limit, usable data directory and
+    database (one line if not), and the user to switch to once the ports are bound."""
+    logs.setup(ctx.config.log_level, role)
+    ids = process.target_ids(ctx.config)
+    ctx.data_path()
+    datadir.check_database(ctx.config.db_url)
+    process.warn_if_root(ctx.config)
+    process.raise_descriptor_limit()
+    return ids
 
 
 @click.command()
 @pass_ctx
 def serve(ctx: Context) -> None:
-    """Run ingress, stage workers, scheduler, IMAP and POP3 on this machine."""
+    """Run ingress, stage workers, scheduler, IMAP and POP3 on this machine.
+
+    Started as root with [process] user set, it binds its ports and then runs
+    every process as that user. Children die with it; a restarted serve ends
+    children an earlier serve of the same data directory left behind.
+    """
     from mailpipe.ops.serve import serve as run
-    logs.setup(ctx.config.log_level, "mailpipe")
-    run(ctx.config, ctx.config_path)
+    process.check_serve(ctx.config)
+    ids = _start(ctx, "mailpipe")
+    run(ctx.config, ctx.config_path, ids)
 
 
 @click.command()
@@ -36,8 +54,7 @@ def worker(ctx: Context, stages: str, concurrency: int | None, prefetch: int | N
         chosen = parse_stages(stages)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--stages") from None
-    logs.setup(ctx.config.log_level, "mailpipe-worker")
-    ctx.config.data_dir.mkdir(parents=True, exist_ok=True)
+    process.drop_privileges(ctx.config, _start(ctx, "mailpipe-worker"))
     run_worker(ctx.config, chosen, concurrency=concurrency, prefetch=prefetch, name=name)
 
 
@@ -59,7 +76,7 @@ def ingress(ctx: Context, reuse_port: bool) -> None:
     """Run only the SMTP listeners (publishing to the smtp_in queue); SIGHUP reloads TLS and rules."""
     from mailpipe.ingress.server import IngressContext, start_ingress
     from mailpipe.workers.app import create_app, ingress_publishers
-    logs.setup(ctx.config.log_level, "mailpipe-ingress")
+    ids = _start(ctx, "mailpipe-ingress")
     metrics_server.role_started(ctx.config, "ingress")
     config, directory, spool = ctx.config, ctx.directory(), ctx.spool()
     app = create_app(config)
@@ -67,6 +84,7 @@ def ingress(ctx: Context, reuse_port: bool) -> None:
     async def main(stop: asyncio.Event) -> None:
         ictx = IngressContext(config=config, directory=directory, spool=spool, **ingress_publishers(app))
         servers = await start_ingress(ictx, reuse_port=reuse_port)
+        process.drop_privileges(config, ids)
         asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, ictx.reload)
         await stop.wait()
         for server in servers:
@@ -82,7 +100,7 @@ def scheduler(ctx: Context) -> None:
     from mailpipe.core.clock import SystemClock
     from mailpipe.workers.app import create_app, publish
     from mailpipe.workers.scheduler import Scheduler
-    logs.setup(ctx.config.log_level, "mailpipe-scheduler")
+    process.drop_privileges(ctx.config, _start(ctx, "mailpipe-scheduler"))
     metrics_server.role_started(ctx.config, "scheduler")
     app = create_app(ctx.config)
     sched = Scheduler(ctx.spool(), functools.partial(publish, app), ctx.config, SystemClock())
@@ -102,8 +120,9 @@ def _access_command(name: str, module: str, cls: str):
     @click.command(name)
     @pass_ctx
     def command(ctx: Context) -> None:
+        from mailpipe.core import authlimit
         from mailpipe.core.tls import TlsContexts
-        logs.setup(ctx.config.log_level, f"mailpipe-{name}")
+        ids = _start(ctx, f"mailpipe-{name}")
         metrics_server.role_started(ctx.config, name)
         service_cls = getattr(__import__(module, fromlist=[cls]), cls)
         config = ctx.config
@@ -111,12 +130,14 @@ def _access_command(name: str, module: str, cls: str):
         async def main(stop: asyncio.Event) -> None:
             tls = TlsContexts(config.tls.cert, config.tls.key)
             asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, tls.reload)
-            service = service_cls(config, ctx.directory(), tls)
+            service = service_cls(config, ctx.directory(), tls, limiter=authlimit.from_config(config.auth))
             await service.start()
+            process.drop_privileges(config, ids)
             await stop.wait()
             await service.stop()
         _run_loop(main, config)
-    command.help = f"Run only the {name.upper()} server."
+    command.help = (f"Run only the {name.upper()} server (SIGHUP reloads the TLS certificate); "
+                    "started as root with [process] user set, it runs as that user once bound.")
     return command
 
 

@@ -15,7 +15,7 @@ import trustme
 from mailpipe.access.imap.server import ImapService
 from mailpipe.core.clock import FakeClock
 from mailpipe.core.tls import TlsContexts
-from mailpipe.mailstore.directory import Directory
+from mailpipe.mailstore.directory import open_directory
 from mailpipe.mailstore.maildir import deliver, maildir_path
 from mailpipe.core.config import Config
 
@@ -33,7 +33,7 @@ def make_message(subject: str = "hello", body: str = "Hi Alice.\r\n", extra: str
 class Server:
     def __init__(self, tmp: Path, tls: bool = False, **imap) -> None:
         self.tmp = tmp
-        self.directory = Directory(f"sqlite:///{tmp}/db", hasher=PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1))
+        self.directory = open_directory(f"sqlite:///{tmp}/db", hasher=PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1))
         self.directory.add_domain("example.test")
         self.directory.add_user(USER, PASSWORD)
         self.directory.add_user("bob@example.test", "pw2")

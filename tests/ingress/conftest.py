@@ -19,7 +19,7 @@ from argon2 import PasswordHasher
 
 from mailpipe.core.tls import TlsContexts
 from mailpipe.ingress.server import IngressContext, start_ingress
-from mailpipe.mailstore.directory import Directory
+from mailpipe.mailstore.directory import AccountAdmin, open_directory
 from mailpipe.core.config import Config
 from mailpipe.spool.fs import FilesystemSpool
 
@@ -40,7 +40,7 @@ class IngressServer:
                              tls=tls, **overrides)
         self.config.data_dir.mkdir(parents=True, exist_ok=True)
         # a cheap hasher: these tests are about SMTP, not argon2 cost
-        self.directory = Directory(self.config.db_url, hasher=PasswordHasher(time_cost=1, memory_cost=1024))
+        self.directory = open_directory(self.config.db_url, hasher=PasswordHasher(time_cost=1, memory_cost=1024))
         self.spool = FilesystemSpool(self.config.data_dir / "spool")
         self.published: list[tuple[str, str]] = []
         self.ctx = IngressContext(config=self.config, directory=self.directory, spool=self.spool,
@@ -103,7 +103,7 @@ def client_tls(ca) -> ssl.SSLContext:
     return context
 
 
-def add_accounts(directory: Directory) -> None:
+def add_accounts(directory: AccountAdmin) -> None:
     directory.add_domain("example.test")
     directory.add_user("alice@example.test", "alice-pw")
     directory.add_user("bob@example.test", "bob-pw")

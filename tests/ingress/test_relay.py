@@ -8,7 +8,7 @@ import pytest
 
 from mailpipe.ingress import replies
 from mailpipe.ingress.policy import check_recipient
-from mailpipe.mailstore.directory import Snapshot
+from mailpipe.mailstore.directory import MemoryDirectory
 from tests.ingress.conftest import HOST
 
 DENIED, UNKNOWN, SYNTAX = "554 5.7.1", "550 5.1.1", "501 5.1.3"
@@ -71,7 +71,7 @@ def test_policy_is_the_same_without_sockets(address, expected):
     if isinstance(parsed, str):
         assert parsed.startswith(expected)
         return
-    snapshot = Snapshot(frozenset({"example.test"}), frozenset({"alice@example.test"}), {})
+    snapshot = MemoryDirectory(("example.test",), {"alice@example.test": "pw"})
     assert check_recipient(parsed.address, snapshot, may_relay=False).startswith(expected)
     if expected == DENIED:
         assert check_recipient(parsed.address, snapshot, may_relay=True) == replies.RCPT_OK

@@ -11,8 +11,14 @@ from mailpipe.ingress.sasl import SaslExchange
 
 def test_plain_with_initial_response():
     exchange = SaslExchange.start("plain")
-    result = exchange.step(b64encode(b"admin@x.test\x00alice@x.test\x00pw"))
-    assert result == AuthRequest("alice@x.test", "pw", authzid="admin@x.test")
+    result = exchange.step(b64encode(b"Alice@x.test\x00alice@x.test\x00pw"))
+    assert result == AuthRequest("alice@x.test", "pw", authzid="Alice@x.test")
+
+
+def test_plain_authzid_of_another_account_is_refused():
+    """The authorization identity rule of core.sasl, the same for IMAP and POP3."""
+    exchange = SaslExchange.start("plain")
+    assert exchange.step(b64encode(b"admin@x.test\x00alice@x.test\x00pw")) == replies.AUTH_FAILED
 
 
 def test_plain_without_initial_response():

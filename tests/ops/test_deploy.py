@@ -95,3 +95,12 @@ def test_example_rules_file_parses():
     from mailpipe.filters.rules.parser import parse_file
     ruleset = parse_file(EXAMPLE / "rules.toml")
     assert [r.name for r in ruleset.rules] == ["trusted-partner", "known-spam-sender", "executable-attachments"]
+
+
+def test_every_service_unit_runs_unprivileged_with_a_descriptor_limit():
+    """Issue 17 items 3 and 6: units keep their own user and raise the descriptor limit."""
+    for unit in sorted(UNITS.glob("*.service")):
+        text = unit.read_text()
+        assert "\nUser=mailpipe\n" in text, unit.name
+        limit = [line for line in text.splitlines() if line.startswith("LimitNOFILE=")]
+        assert len(limit) == 1 and int(limit[0].split("=")[1]) >= 65536, unit.name

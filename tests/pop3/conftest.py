@@ -19,7 +19,7 @@ import trustme
 from mailpipe.access.pop3.server import Pop3Service
 from mailpipe.core.clock import FakeClock
 from mailpipe.core.tls import TlsContexts
-from mailpipe.mailstore.directory import Directory
+from mailpipe.mailstore.directory import AccountAdmin, open_directory
 from mailpipe.mailstore.maildir import deliver, maildir_path
 from mailpipe.core.config import Config
 
@@ -33,7 +33,7 @@ class Running:
     service: Pop3Service
     loop: asyncio.AbstractEventLoop
     config: Config
-    directory: Directory
+    directory: AccountAdmin
     clock: FakeClock
     client_context: ssl.SSLContext | None
     delays: list[float] = field(default_factory=list)
@@ -72,14 +72,14 @@ class Running:
 _TEMPLATE: dict[str, Path] = {}
 
 
-def _accounts(tmp: Path) -> Directory:
+def _accounts(tmp: Path) -> AccountAdmin:
     """A directory with the two test users; argon2 hashing is paid once per test run."""
     template = _TEMPLATE.get("db")
     if template is None:
         folder = tempfile.mkdtemp(prefix="pop3-accounts-")
         atexit.register(shutil.rmtree, folder, True)          # leave nothing behind in /tmp
         template = Path(folder) / "db"
-        seed = Directory(f"sqlite:///{template}")
+        seed = open_directory(f"sqlite:///{template}")
         seed.add_domain("example.test")
         seed.add_user(USER, PASSWORD)
         seed.add_user(OTHER, "bob password")
@@ -87,7 +87,7 @@ def _accounts(tmp: Path) -> Directory:
         _TEMPLATE["db"] = template
     with sqlite3.connect(template) as src, sqlite3.connect(tmp / "db") as dst:
         src.backup(dst)
-    return Directory(f"sqlite:///{tmp}/db")
+    return open_directory(f"sqlite:///{tmp}/db")
 
 
 def start_service(tmp: Path, *, tls: bool = False, pop3: dict | None = None,

@@ -2,7 +2,8 @@
 
 Zones are zone-file lines; names listed in ``servfail`` answer SERVFAIL, names
 in ``drop`` get no answer (the client times out), names not in the zone answer
-NXDOMAIN. A name with a CNAME answers only the CNAME, as an authoritative
+NXDOMAIN, (name, type) pairs in ``refuse`` answer REFUSED (a server that will
+not answer AAAA, say). A name with a CNAME answers only the CNAME, as an authoritative
 server for another zone would, so the client must follow it.
 """
 
@@ -19,8 +20,10 @@ class Dropped(Exception):
 
 
 class ZoneResolver(BaseResolver):
-    def __init__(self, zone: str, servfail: set[str] | None = None, drop: set[str] | None = None) -> None:
+    def __init__(self, zone: str, servfail: set[str] | None = None, drop: set[str] | None = None,
+                 refuse: set[tuple[str, str]] | None = None) -> None:
         self.lock = threading.Lock()
+        self.refuse = {(DNSLabel(n), t) for n, t in refuse or ()}
         self.servfail = {DNSLabel(n) for n in servfail or ()}
         self.drop = {DNSLabel(n) for n in drop or ()}
         self.queries: list[tuple[str, str]] = []
@@ -38,7 +41,9 @@ class ZoneResolver(BaseResolver):
         reply = request.reply()
         if qname in self.drop:
             raise Dropped(str(qname))
-        if qname in self.servfail:
+        if (qname, qtype) in self.refuse:
+            reply.header.rcode = RCODE.REFUSED
+        elif qname in self.servfail:
             reply.header.rcode = RCODE.SERVFAIL
         elif not records:
             reply.header.rcode = RCODE.NXDOMAIN

@@ -15,8 +15,9 @@ this message crashed, so a stage with side effects must check what it already di
 """
 
 from mailpipe.workers.stages import filter_stage, local, remote, route, smtp_in
+from mailpipe.workers.stages.types import Stage
 
-STAGE_FUNCTIONS = {
+STAGE_FUNCTIONS: dict[str, Stage] = {
     "smtp_in": smtp_in.run,
     "antivirus": filter_stage.runner("antivirus"),
     "spam": filter_stage.runner("spam"),

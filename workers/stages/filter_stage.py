@@ -10,11 +10,16 @@ from __future__ import annotations
 
 import importlib
 import logging
+from typing import TYPE_CHECKING, Callable, Protocol, runtime_checkable
 
-from mailpipe.filters.verdict import Action, FilterInput, Verdict
+from mailpipe.filters.verdict import Action, Filter, FilterInput, Verdict
 from mailpipe.core.config import Config
 from mailpipe.spool.model import Entry, Recipient, State
 from mailpipe.workers.deferral import defer
+from mailpipe.workers.stages.types import Stage
+
+if TYPE_CHECKING:
+    from mailpipe.workers.runtime import Runtime
 
 log = logging.getLogger("mailpipe.filters")
 
@@ -26,9 +31,9 @@ def _configured(config: Config, name: str) -> bool:
             "rules": config.rules.file}[name] is not None
 
 
-def build_filters(config: Config) -> dict[str, object | None]:
+def build_filters(config: Config) -> dict[str, Filter | None]:
     """name -> filter object, or None when that filter is not configured."""
-    built: dict[str, object | None] = {}
+    built: dict[str, Filter | None] = {}
     for name in config.pipeline.filters:
         if not _configured(config, name):
             built[name] = None
@@ -48,15 +53,15 @@ def filter_input(entry: Entry, message: bytes) -> FilterInput:
                        queue_id=entry.id)
 
 
-def runner(name: str):
-    def run(rt, entry: Entry, message: bytes, recovering: bool) -> None:
+def runner(name: str) -> Stage:
+    def run(rt: Runtime, entry: Entry, message: bytes, recovering: bool) -> None:
         flt = rt.filters.get(name)
         now = rt.clock.now()
         if flt is None:
             entry.added_headers.append((f"X-Mailpipe-{name.capitalize()}", "not configured"))
             entry.record(now, name, "not configured")
             return
-        if name == "rules" and hasattr(flt, "reload_if_changed"):
+        if isinstance(flt, Reloadable):
             flt.reload_if_changed()
         verdict: Verdict = flt.check(filter_input(entry, message))
         detail = "; ".join(x for x in (verdict.reason, ",".join(verdict.rules),
@@ -69,23 +74,34 @@ def runner(name: str):
     return run
 
 
-def _pass(rt, entry, verdict, stage) -> None:
+#: how one verdict action changes the entry
+Apply = Callable[["Runtime", Entry, Verdict, str], None]
+
+
+@runtime_checkable
+class Reloadable(Protocol):
+    """A filter that re-reads its configuration file when it changed (the rules)."""
+
+    def reload_if_changed(self) -> None: ...
+
+
+def _pass(rt: Runtime, entry: Entry, verdict: Verdict, stage: str) -> None:
     return None
 
 
-def _junk(rt, entry, verdict, stage) -> None:
+def _junk(rt: Runtime, entry: Entry, verdict: Verdict, stage: str) -> None:
     entry.folder = "Junk"
 
 
-def _redirect(rt, entry, verdict, stage) -> None:
+def _redirect(rt: Runtime, entry: Entry, verdict: Verdict, stage: str) -> None:
     for rcpt in entry.open_recipients():
         rcpt.status, rcpt.detail = "discarded", f"redirected by {verdict.filter}"
     entry.recipients.extend(Recipient(address=a) for a in verdict.redirect_to)
 
 
-def _keep(state: State):
+def _keep(state: State) -> Apply:
     """Hold or quarantine: when released, the message continues with the stage after this one."""
-    def keep(rt, entry, verdict, stage) -> None:
+    def keep(rt: Runtime, entry: Entry, verdict: Verdict, stage: str) -> None:
         entry.state = state
         entry.stage = rt.pipeline.next_stage(entry, stage) or stage
         detail = "; ".join(x for x in (verdict.reason, ", ".join(verdict.rules)) if x)
@@ -93,16 +109,16 @@ def _keep(state: State):
     return keep
 
 
-def _discard(rt, entry, verdict, stage) -> None:
+def _discard(rt: Runtime, entry: Entry, verdict: Verdict, stage: str) -> None:
     for rcpt in entry.open_recipients():
         rcpt.status, rcpt.detail = "discarded", f"{verdict.action.value} by {verdict.filter}: {verdict.reason}"
 
 
-def _tempfail(rt, entry, verdict, stage) -> None:
+def _tempfail(rt: Runtime, entry: Entry, verdict: Verdict, stage: str) -> None:
     defer(rt, entry, stage, f"{verdict.filter}: {verdict.reason or 'temporary failure'}", verdict.retry_after)
 
 
-_APPLY = {
+_APPLY: dict[Action, Apply] = {
     Action.ACCEPT: _pass, Action.TAG: _pass, Action.ADD_HEADER: _pass,
     Action.JUNK: _junk, Action.REDIRECT: _redirect,
     Action.HOLD: _keep(State.HOLD), Action.QUARANTINE: _keep(State.QUARANTINE),

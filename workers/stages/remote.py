@@ -5,7 +5,9 @@ Per recipient (``delivery.relay.Relay.deliver_message`` results):
     sent      -> status delivered, detail = the remote's reply
     deferred  -> status deferred; the entry waits in the spool (state deferred,
                  ``next_attempt`` from ``delivery.retry.next_attempt``) and the
-                 scheduler republishes it when due (never Celery ETA)
+                 scheduler republishes it when due (never Celery ETA); held
+                 back by our own limits (slots busy, rate): ``held_retry_at``,
+                 soon and without backoff, never a worker thread that waits
     failed    -> status failed, and a DSN to the sender (``workers.bounce``)
 
 When the lifetime (``relay.max_lifetime``) is over, deferred recipients fail
@@ -28,12 +30,16 @@ than a DSN through ``workers.bounce``.
 from __future__ import annotations
 
 import logging
+from typing import TYPE_CHECKING
 
 from mailpipe.delivery.result import RecipientResult
-from mailpipe.delivery.retry import delay_warning_due, next_attempt
+from mailpipe.delivery.retry import delay_warning_due, held_retry_at, next_attempt
 from mailpipe.core import metrics
-from mailpipe.spool.model import Entry, Recipient, State
+from mailpipe.spool.model import Entry, Recipient, RecipientStatus, State
 from mailpipe.workers import bounce
+
+if TYPE_CHECKING:
+    from mailpipe.workers.runtime import Runtime
 
 log = logging.getLogger("mailpipe.remote")
 
@@ -41,10 +47,9 @@ STAGE = "remote"
 FLUSH_EVENT = "retry requested"      #: recorded by ``queue retry`` (stage "operator")
 DELAY_EVENT = "delay-warning"
 ATTEMPT_EVENT = "relayed"            #: one relay attempt of this stage
-_STATUS = {"sent": "delivered", "deferred": "deferred", "failed": "failed"}
+_STATUS: dict[str, RecipientStatus] = {"sent": "delivered", "deferred": "deferred", "failed": "failed"}
 #: replies of ``delivery.relay`` when our own limits held a message back (retried soon, no backoff)
 LOCAL_LIMIT_PREFIXES = ("4.7.0 rate limit", "4.4.5 ")
-LOCAL_LIMIT_RETRY = 60.0       #: longest wait (s) after a local-limit deferral
 
 
 def flush_requested(entry: Entry) -> bool:
@@ -65,7 +70,7 @@ def outgoing(entry: Entry, message: bytes) -> bytes:
     return head.encode("utf-8", "surrogateescape") + message
 
 
-def run(rt, entry: Entry, message: bytes, recovering: bool) -> None:
+def run(rt: Runtime, entry: Entry, message: bytes, recovering: bool) -> None:
     rcpts = entry.open_recipients(STAGE)
     if not rcpts:
         return
@@ -102,7 +107,7 @@ def _apply(rcpt: Recipient, result: RecipientResult) -> None:
         metrics.delivered(STAGE)
 
 
-def _defer_or_expire(rt, entry: Entry, message: bytes, deferred: list[tuple[Recipient, RecipientResult]],
+def _defer_or_expire(rt: Runtime, entry: Entry, message: bytes, deferred: list[tuple[Recipient, RecipientResult]],
                      attempt: int, now: float) -> list[RecipientResult]:
     """Schedule the next attempt; once the lifetime is over, fail the deferred recipients instead."""
     cfg = rt.config.relay
@@ -110,7 +115,7 @@ def _defer_or_expire(rt, entry: Entry, message: bytes, deferred: list[tuple[Reci
     if when is None:
         return _expire(entry, deferred, now, cfg.max_lifetime)
     if all(local_limit(res) for _, res in deferred):
-        when = min(when, now + _limit_wait(rt, deferred[0][0].address, cfg.retry_first))
+        when = min(when, held_retry_at(_limit_wait(rt, deferred[0][0].address), now, cfg))
     reason = deferred[0][1].reply
     entry.attempts += 1
     entry.state, entry.stage = State.DEFERRED, STAGE
@@ -125,10 +130,9 @@ def _defer_or_expire(rt, entry: Entry, message: bytes, deferred: list[tuple[Reci
     return []
 
 
-def _limit_wait(rt, address: str, retry_first: float) -> float:
-    """Seconds until a destination held back by our own limits may take the message."""
-    wait = rt.relay.state.rate_delay(address.rpartition("@")[2].rstrip(".").lower())
-    return max(1.0, min(wait or retry_first, retry_first, LOCAL_LIMIT_RETRY))
+def _limit_wait(rt: Runtime, address: str) -> float:
+    """Seconds until the rate limit of the destination lets one more message go (0 = not rate-held)."""
+    return rt.relay.state.rate_delay(address.rpartition("@")[2].rstrip(".").lower())
 
 
 def _expire(entry: Entry, deferred: list[tuple[Recipient, RecipientResult]], now: float,
@@ -145,7 +149,7 @@ def _expire(entry: Entry, deferred: list[tuple[Recipient, RecipientResult]], now
     return expired
 
 
-def _bounce(rt, entry: Entry, message: bytes, failed: list[RecipientResult], now: float) -> None:
+def _bounce(rt: Runtime, entry: Entry, message: bytes, failed: list[RecipientResult], now: float) -> None:
     if bounce.send_dsn(rt.spool, rt.publish, rt.config, entry, message, failed, now):
         metrics.bounced()
 

@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import logging
+from typing import TYPE_CHECKING
 
 from mailpipe.core.errors import AccountError
 from mailpipe.spool.model import Entry
 from mailpipe.workers.bounce import bounce_local_failures
 
+if TYPE_CHECKING:
+    from mailpipe.workers.runtime import Runtime
+
 log = logging.getLogger("mailpipe.route")
 
 
-def run(rt, entry: Entry, message: bytes, recovering: bool) -> None:
-    directory = rt.directory.snapshot()
+def run(rt: Runtime, entry: Entry, message: bytes, recovering: bool) -> None:
+    directory = rt.directory
     local = remote = 0
     failed = []
     for rcpt in entry.open_recipients():
@@ -22,7 +26,7 @@ def run(rt, entry: Entry, message: bytes, recovering: bool) -> None:
             domain = rcpt.address.rpartition("@")[2]
             if directory.is_local_domain(domain):
                 rcpt.route = "local"
-                rcpt.mailboxes = directory.resolve(rcpt.address)
+                rcpt.mailboxes = directory.expand(rcpt.address)
                 if not rcpt.mailboxes:
                     rcpt.status, rcpt.detail = "failed", "550 5.1.1 no such user"
                     failed.append(rcpt)

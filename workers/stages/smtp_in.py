@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from mailpipe.delivery.relay import count_received
 from mailpipe.spool.model import Entry
 from mailpipe.workers.bounce import bounce_local_failures
 
+if TYPE_CHECKING:
+    from mailpipe.workers.runtime import Runtime
 
-def run(rt, entry: Entry, message: bytes, recovering: bool) -> None:
+
+def run(rt: Runtime, entry: Entry, message: bytes, recovering: bool) -> None:
     hops = count_received(message)
     limit = rt.config.relay.max_received_headers
     if hops > limit:
