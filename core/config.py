@@ -188,6 +188,8 @@ class ImapConfig(Section):
     max_connections_per_ip: int = Field(50, gt=0)   #: open connections from one client IP
     max_line: int = Field(65536, gt=0)            #: bytes of one command line, literals excluded
     idle_poll: float = Field(0.5, gt=0)           #: seconds between mailbox checks during IDLE
+    login_timeout: float = Field(60.0, gt=0)      #: seconds a connection may stay unauthenticated (absolute, from connect)
+    max_connections: int = Field(1000, gt=0)      #: concurrent IMAP connections (both listeners); more get BYE [UNAVAILABLE]
 
 
 class Pop3Config(Section):
@@ -199,6 +201,7 @@ class Pop3Config(Section):
     max_line: int = Field(2048, ge=256)        #: longest command or SASL line in octets
     max_errors: int = Field(10, gt=0)          #: bad commands and failed logins before the session is closed
     max_connections: int = Field(500, gt=0)    #: concurrent POP3 connections (both listeners)
+    login_timeout: float = Field(60.0, gt=0)   #: seconds a connection may stay unauthenticated (absolute, from connect)
 
 
 class MetricsConfig(Section):
