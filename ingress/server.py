@@ -16,7 +16,9 @@ status codes, and its DATA reader passes bare LF through to the queue (to be
 split by the next hop). The protocol here is a sans-I/O core
 (``ingress.protocol``) behind a small asyncio shell (``ingress.connection``).
 
-Must not: parse SMTP (the core does), or run filters.
+Must not: parse SMTP (the core does), or run the content filters (anti-virus,
+anti-spam, body rules: the workers do); the operator's envelope-only rules
+are the one filter it applies, during the dialogue.
 """
 
 from __future__ import annotations
