@@ -18,6 +18,7 @@ import re
 import socket
 import tomllib
 from pathlib import Path
+from collections.abc import Mapping
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -27,7 +28,8 @@ from mailpipe.core.errors import ConfigError
 
 EMBEDDED_BROKER = "spool://"
 STAGES = ("antivirus", "spam", "rules", "route", "local", "remote")
-FILTER_STAGES = ("antivirus", "spam", "rules")
+FilterStage = Literal["antivirus", "spam", "rules"]
+FILTER_STAGES: tuple[FilterStage, ...] = ("antivirus", "spam", "rules")
 
 
 class Section(BaseModel):
@@ -68,7 +70,7 @@ class IngressConfig(Section):
 
 
 class PipelineConfig(Section):
-    filters: list[Literal["antivirus", "spam", "rules"]] = list(FILTER_STAGES)  #: order of filter stages
+    filters: list[FilterStage] = list(FILTER_STAGES)  #: order of filter stages
     sweep_after: float = Field(300.0, gt=0)    #: republish a message whose stage has not advanced for this long (s)
     sweep_interval: float = Field(30.0, gt=0)  #: how often the sweeper and scheduler run (s)
     max_redeliveries: int = Field(5, ge=1)     #: crashes of one message before it is dead-lettered
@@ -187,6 +189,8 @@ class ImapConfig(Section):
     max_connections_per_ip: int = Field(50, gt=0)   #: open connections from one client IP
     max_line: int = Field(65536, gt=0)            #: bytes of one command line, literals excluded
     idle_poll: float = Field(0.5, gt=0)           #: seconds between mailbox checks during IDLE
+    login_timeout: float = Field(60.0, gt=0)      #: seconds a connection may stay unauthenticated (absolute, from connect)
+    max_connections: int = Field(1000, gt=0)      #: concurrent IMAP connections (both listeners); more get BYE [UNAVAILABLE]
 
 
 class Pop3Config(Section):
@@ -198,6 +202,7 @@ class Pop3Config(Section):
     max_line: int = Field(2048, ge=256)        #: longest command or SASL line in octets
     max_errors: int = Field(10, gt=0)          #: bad commands and failed logins before the session is closed
     max_connections: int = Field(500, gt=0)    #: concurrent POP3 connections (both listeners)
+    login_timeout: float = Field(60.0, gt=0)   #: seconds a connection may stay unauthenticated (absolute, from connect)
 
 
 class MetricsConfig(Section):
@@ -278,7 +283,7 @@ class Config(BaseSettings):
         return self.database_url or f"sqlite:///{self.data_dir.resolve() / 'mailpipe.db'}"
 
 
-def _describe(error: dict[str, Any], raw: dict[str, Any]) -> str:
+def _describe(error: Mapping[str, Any], raw: dict[str, Any]) -> str:
     key = ".".join(str(part) for part in error["loc"])
     value = error.get("input")
     if isinstance(value, dict):

@@ -10,6 +10,7 @@ Must not: speak any daemon protocol, or raise anything but ``ConfigError``
 from __future__ import annotations
 
 import socket
+from typing import Any
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -55,7 +56,7 @@ def connect(endpoint: Endpoint, timeout: float, sock_class: type[socket.socket] 
     """Open a stream socket to ``endpoint``; the timeout covers connect and every later call."""
     if endpoint.path:
         sock = sock_class(socket.AF_UNIX, socket.SOCK_STREAM)
-        target: object = endpoint.path
+        target: str | tuple[Any, ...] = endpoint.path
     else:
         try:
             info = socket.getaddrinfo(endpoint.host, endpoint.port, type=socket.SOCK_STREAM)

@@ -2,7 +2,7 @@
 
 Library errors (OSError from clamd, dns.exception, smtplib...) are translated
 into these at the boundary of the module that called the library. Each class
-carries the SMTP reply class it maps to, so callers never guess::
+says in the tree below which reply or outcome it maps to::
 
     MailpipeError
     ├── ConfigError              bad configuration; the program stops (no SMTP reply)
@@ -12,7 +12,6 @@ carries the SMTP reply class it maps to, so callers never guess::
     │   ├── SpoolFull            spool write failed (ENOSPC)  -> 452 4.3.1
     │   └── FilterUnavailable    clamd/spamd cannot be asked  -> message deferred
     └── PermanentError   (5xx)   will never work as sent
-        └── PoisonMessage        crashed a stage too often    -> dead-letter state
 
 Never send ``str(exc)`` of any of these to a client: replies come from
 ``ingress.replies``; the text here is for logs and operators.
@@ -36,7 +35,6 @@ class AccountError(MailpipeError):
 class TransientError(MailpipeError):
     """Retry later (maps to a 4xx reply or a deferral)."""
 
-    smtp_code = 451
 
 
 class BrokerUnavailable(TransientError):
@@ -46,7 +44,6 @@ class BrokerUnavailable(TransientError):
 class SpoolFull(TransientError):
     """The spool could not be written (disk full, quota, I/O error)."""
 
-    smtp_code = 452
 
 
 class FilterUnavailable(TransientError):
@@ -55,9 +52,3 @@ class FilterUnavailable(TransientError):
 
 class PermanentError(MailpipeError):
     """Will never succeed as sent (maps to a 5xx reply or a failure)."""
-
-    smtp_code = 554
-
-
-class PoisonMessage(PermanentError):
-    """A message crashed its stage too many times."""

@@ -27,8 +27,6 @@ class TemporaryDnsError(TransientError):
 class PermanentDnsError(PermanentError):
     """The domain cannot receive mail (NXDOMAIN, null MX, no host)."""
 
-    smtp_code = 550
-
     def __init__(self, message: str, status: str = "5.1.2") -> None:
         super().__init__(message)
         self.status = status

@@ -56,12 +56,6 @@ class AntivirusFilter:
         return Verdict(Action.TEMPFAIL, self.name, reason=detail, retry_after=self.retry_after)
 
 
-def not_configured(hostname: str) -> Verdict:
-    """What the stage records when ``[antivirus] clamd`` is not set: pass on, saying so in a header."""
-    return Verdict(Action.ACCEPT, AntivirusFilter.name, reason="not configured",
-                   headers=((STATUS_HEADER, f"not scanned (antivirus not configured) on {hostname}"),))
-
-
 def from_config(cfg: AntivirusConfig, hostname: str) -> AntivirusFilter | None:
     """The configured filter, or None when ``[antivirus] clamd`` is not set."""
     if cfg.clamd is None:

@@ -118,12 +118,6 @@ def _reason(action: Action, thresholds: Thresholds) -> str:
     return f"below every threshold (lowest {thresholds.lowest:.1f})"
 
 
-def not_configured() -> Verdict:
-    """What the stage records when ``[spam] spamd`` is not set: pass on, saying so in a header."""
-    return Verdict(Action.ACCEPT, SpamFilter.name, reason="not configured",
-                   headers=((STATUS_HEADER, "No, not scanned (anti-spam not configured)"),))
-
-
 def from_config(cfg: SpamConfig, hostname: str) -> SpamFilter | None:
     """The configured filter, or None when ``[spam] spamd`` is not set."""
     if cfg.spamd is None:

@@ -6,7 +6,8 @@ lives in ``build_request`` / ``parse_reply`` so it is tested without sockets.
 
 Why our own: the PyPI ``spamassassin-client`` ships no code in 0.0.4 and
 hard-codes 127.0.0.1:783 before that; ``aiospamc`` is async and builds an SSL
-context per call. A sync client fits the prefork stage workers.
+context per call. A sync client fits the stage workers, which run
+in Celery's threads pool and block on one daemon call at a time.
 
 Must not: decide what a score means (``filters.spam`` does), or raise
 anything but ``FilterUnavailable`` for daemon trouble.

@@ -30,6 +30,7 @@ Must not: parse SMTP or know a particular broker (it is given ``publish_many(sta
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -90,7 +91,7 @@ class Committer:
             batch, self._waiting = self._waiting[:self.max_batch], self._waiting[self.max_batch:]
             self._in_flight += 1
             done = loop.run_in_executor(self.executor, self._commit, [(e, c) for e, c, _ in batch])
-            done.add_done_callback(lambda outcome, batch=batch: self._answer(loop, batch, outcome))
+            done.add_done_callback(functools.partial(self._answer, loop, batch))
 
     def _answer(self, loop: asyncio.AbstractEventLoop, batch: list[Message], outcome: asyncio.Future) -> None:
         self._in_flight -= 1

@@ -1,7 +1,9 @@
 """The asyncio shell around ``ingress.protocol.SmtpCore``: it only moves bytes.
 
-Owns: one connection's reads (command timeout, and a deadline for the whole
-DATA phase), writes, the greeting pause that catches early talkers, the
+Owns: one connection's reads under absolute deadlines (one per command line,
+one for the whole DATA/BDAT phase, one for the whole AUTH exchange: activity
+does not extend them, so a client trickling a byte at a time is closed on
+time), writes, the greeting pause that catches early talkers, the
 STARTTLS upgrade, and passing the core's requests to the ``Handler``.
 
 Must not: choose replies (the core and the handler do) or parse anything.
@@ -18,8 +20,8 @@ from collections import deque
 from dataclasses import dataclass
 
 from mailpipe.ingress import replies
-from mailpipe.ingress.protocol import (AuthRequest, Close, MailRequest, MessageRequest, Output, RcptRequest, Reply,
-                              Session, Settings, SmtpCore, StartTls)
+from mailpipe.ingress.protocol import (AuthRequest, Close, MailRequest, MessageRequest, Output, Phase, RcptRequest,
+                                      Reply, Session, Settings, SmtpCore, StartTls)
 
 log = logging.getLogger("mailpipe.ingress")
 
@@ -44,7 +46,8 @@ class Connection:
         session = Session(peer=tuple(peer) if peer else None, ssl=spec.implicit_tls)
         self.core = SmtpCore(settings, session)
         self.closing = False
-        self.data_deadline: float | None = None
+        self.phase = Phase.COMMAND
+        self.deadline = 0.0           #: loop time by which the client must finish the current phase
 
     async def run(self) -> None:
         early = await self._talked_early()
@@ -55,6 +58,7 @@ class Connection:
             await self._perform(self.core.early_talker())
             return
         await self._perform(self.core.greeting())
+        self._arm(self.core.phase)
         while not self.closing and not self.core.closed:
             data = await self._read()
             if data is None:
@@ -62,7 +66,24 @@ class Connection:
                 return
             if not data:
                 return
-            await self._perform(self.core.receive(data))
+            outputs = self.core.receive(data)
+            await self._perform(outputs)
+            self._rearm(progressed=bool(outputs))
+
+    def _arm(self, phase: Phase) -> None:
+        cfg = self.ctx.config.ingress
+        self.phase = phase
+        limit = cfg.data_timeout if phase is Phase.DATA else cfg.command_timeout
+        self.deadline = asyncio.get_running_loop().time() + limit
+
+    def _rearm(self, progressed: bool) -> None:
+        """A new deadline when the phase changes, or when a command line was completed (it got an answer).
+
+        Within DATA/BDAT and AUTH the deadline set on entry stands until the phase ends.
+        """
+        phase = self.core.phase
+        if phase is not self.phase or (progressed and phase is Phase.COMMAND):
+            self._arm(phase)
 
     async def _talked_early(self) -> bool | None:
         """True: bytes before the greeting; False: the client waited; None: it hung up silently."""
@@ -77,17 +98,9 @@ class Connection:
         return True if data else None
 
     async def _read(self) -> bytes | None:
-        """Some bytes, b"" at EOF, None on timeout."""
-        loop = asyncio.get_running_loop()
-        timeout = self.ctx.config.ingress.command_timeout
-        if self.core.in_data:
-            if self.data_deadline is None:
-                self.data_deadline = loop.time() + self.ctx.config.ingress.data_timeout
-            timeout = min(timeout, max(0.0, self.data_deadline - loop.time()))
-        else:
-            self.data_deadline = None
+        """Some bytes, b"" at EOF, None when the current deadline has passed."""
         try:
-            async with asyncio.timeout(timeout):          # no extra task per read, unlike wait_for
+            async with asyncio.timeout_at(self.deadline):   # no extra task per read, unlike wait_for
                 return await self.reader.read(READ_SIZE)
         except TimeoutError:
             return None

@@ -15,7 +15,7 @@ whichever comes first, and then the session goes on: flow control slows
 clients down, it never refuses them. A probe that fails (broker unreachable)
 reads as no backlog: the commit reports the broker's state to the client.
 
-Must not: know a broker (``ops.queues.BacklogProbe`` does), refuse mail, or block the event loop.
+Must not: know a broker (the broker's ``backlog_probe`` does), refuse mail, or block the event loop.
 """
 
 from __future__ import annotations

@@ -34,7 +34,7 @@ from mailpipe.ingress.grammar import OBSOLETE_VERBS, Command, Verb, parse_comman
 from mailpipe.ingress.sasl import SaslExchange
 
 __all__ = ["ALLOWED", "AuthRequest", "Close", "Envelope", "MailRequest", "MessageRequest", "Output",
-           "RcptRequest", "Reply", "Session", "Settings", "SmtpCore", "StartTls", "State"]
+           "Phase", "RcptRequest", "Reply", "Session", "Settings", "SmtpCore", "StartTls", "State"]
 
 
 class State(enum.Enum):
@@ -48,6 +48,18 @@ class State(enum.Enum):
     AUTH = "auth"            # waiting for a SASL response line
     WAIT = "wait"            # a request is out; input waits
     CLOSED = "closed"
+
+
+class Phase(enum.Enum):
+    """What the client is expected to finish before its deadline (the shell keeps the clock).
+
+    COMMAND: the next command line; DATA: the whole DATA or BDAT phase (from DATA or the first
+    BDAT to the final chunk or RSET); AUTH: the whole SASL exchange.
+    """
+
+    COMMAND = "command"
+    DATA = "data"
+    AUTH = "auth"
 
 
 _ANY = frozenset({State.FRESH, State.READY, State.MAIL, State.RCPT, State.CHUNKS})
@@ -67,6 +79,12 @@ _SEQUENCE_REPLY = {Verb.MAIL: replies.NEED_HELO, Verb.RCPT: replies.NEED_MAIL, V
                    Verb.AUTH: replies.NEED_HELO, Verb.STARTTLS: replies.BAD_SEQUENCE}
 KNOWN_MAIL_PARAMS = frozenset({"SIZE", "BODY", "SMTPUTF8", "AUTH"})
 BODY_VALUES = frozenset({"7BIT", "8BITMIME"})
+
+
+def _address(command: Command) -> str:
+    """The mailbox of MAIL or RCPT (the grammar never gives these commands none)."""
+    assert command.address is not None
+    return command.address
 
 
 def is_error(reply: str) -> bool:
@@ -109,6 +127,15 @@ class SmtpCore:
     @property
     def in_data(self) -> bool:
         return self.state in (State.DATA, State.CHUNK)
+
+    @property
+    def phase(self) -> Phase:
+        """Which deadline the shell applies now (see ``Phase``)."""
+        if self.state in (State.DATA, State.CHUNK, State.CHUNKS):
+            return Phase.DATA
+        if self.state is State.AUTH:
+            return Phase.AUTH
+        return Phase.COMMAND
 
     def receive(self, data: bytes) -> list[Output]:
         self._buf += data
@@ -288,14 +315,15 @@ class SmtpCore:
         if command.params and not self.session.extended_smtp:
             self._reply(replies.UNKNOWN_PARAM)          # parameters are ESMTP: not after HELO
             return
+        address = _address(command)
         problem, smtputf8 = self._mail_params(command.params)
-        if problem is None and not command.address.isascii() and not smtputf8:
+        if problem is None and not address.isascii() and not smtputf8:
             problem = replies.NON_ASCII
         if problem is not None:
             self._reply(problem)
             return
-        self.envelope = Envelope(mail_from=command.address, mail_options=command.params, smtputf8=smtputf8)
-        self._request(MailRequest(command.address, command.params))
+        self.envelope = Envelope(mail_from=address, mail_options=command.params, smtputf8=smtputf8)
+        self._request(MailRequest(address, command.params))
 
     def _mail_params(self, params: tuple) -> tuple[str | None, bool]:
         seen: set[str] = set()
@@ -315,14 +343,15 @@ class SmtpCore:
         return None, "SMTPUTF8" in seen
 
     def _rcpt(self, command: Command) -> None:
+        address = _address(command)
         if command.params:                              # no RCPT parameter is advertised
             self._reply(replies.UNKNOWN_PARAM)
-        elif not command.address.isascii() and not self.envelope.smtputf8:
+        elif not address.isascii() and not self.envelope.smtputf8:
             self._reply(replies.NON_ASCII)
         elif len(self.envelope.rcpt_tos) >= self.settings.max_recipients:
             self._reply(replies.TOO_MANY_RECIPIENTS)
         else:
-            self._request(RcptRequest(command.address, command.params))
+            self._request(RcptRequest(address, command.params))
 
     def _start_data(self, command: Command) -> None:
         self._data = DataReader(self.settings.max_size, self.settings.max_header_size)
@@ -331,6 +360,7 @@ class SmtpCore:
 
     def _feed_data(self) -> bool:
         """Give buffered bytes to the DATA reader; True when the message ended."""
+        assert self._data is not None                    # state DATA has a reader
         data, self._buf = bytes(self._buf), bytearray()
         result = self._data.feed(data) if data else None
         if result is None:
@@ -358,11 +388,12 @@ class SmtpCore:
     def _feed_chunk(self) -> bool:
         """Take this chunk's octets from the buffer; True when the chunk is complete."""
         chunk = self._chunk
+        assert chunk is not None                         # state CHUNK has a chunk
         if chunk.remaining:
             take = bytes(self._buf[:chunk.remaining])
             del self._buf[:len(take)]
             chunk.remaining -= len(take)
-            if chunk.problem is None:
+            if chunk.problem is None and self._chunks is not None:
                 self._chunks.add(take)
             if chunk.remaining:
                 return False
@@ -378,6 +409,7 @@ class SmtpCore:
         return True
 
     def _end_chunks(self) -> None:
+        assert self._chunks is not None                  # a last chunk without a problem has a collector
         result, self._chunks = self._chunks.finish(), None
         if result.reply is not None:
             self.envelope = Envelope()
@@ -410,6 +442,7 @@ class SmtpCore:
         self._sasl_step(line.strip())
 
     def _sasl_step(self, line: bytes | None) -> None:
+        assert self._sasl is not None                    # state AUTH has an exchange
         result = self._sasl.step(line)
         self.state = State.READY
         if isinstance(result, AuthRequest):

@@ -16,16 +16,20 @@ status codes, and its DATA reader passes bare LF through to the queue (to be
 split by the next hop). The protocol here is a sans-I/O core
 (``ingress.protocol``) behind a small asyncio shell (``ingress.connection``).
 
-Must not: parse SMTP (the core does), or run filters.
+Must not: parse SMTP (the core does), or run the content filters (anti-virus,
+anti-spam, body rules: the workers do); the operator's envelope-only rules
+are the one filter it applies, during the dialogue.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import ssl
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import Callable
 
 from mailpipe.core import authlimit
 from mailpipe.core.authlimit import LoginLimiter
@@ -50,20 +54,24 @@ from mailpipe.spool.model import Entry, Recipient
 log = logging.getLogger("mailpipe.ingress")
 
 
+Publish = Callable[[str, str], None]
+PublishMany = Callable[[str, list[str]], None]
+
+
 @dataclass
 class IngressContext:
     config: Config
     directory: Directory
     spool: Spool
-    publish: object                        # (stage, queue_id) -> None, raises BrokerUnavailable
-    publish_many: object = None            # (stage, [queue_id, ...]) -> None; default: publish each
+    publish: Publish                       #: (stage, queue_id) -> None, raises BrokerUnavailable
+    publish_many: PublishMany | None = None  #: (stage, [queue_id, ...]) -> None; default: publish each
     executor: ThreadPoolExecutor = field(default=None)  # type: ignore[assignment]
     tls: TlsContexts | None = None         #: the shared server TLS context (None: no TLS listeners)
     limiter: LoginLimiter = field(default=None)  # type: ignore[assignment]  #: shared by every protocol
     bound: dict[str, int] = field(default_factory=dict)   #: listener name -> bound port
     clock: Clock = field(default_factory=SystemClock)
     auth_executor: ThreadPoolExecutor = field(default=None)  # type: ignore[assignment]
-    backlog: object = None                 #: () -> ready messages on smtp_in, or None; None: no flow control
+    backlog: Callable[[], int | None] | None = None   #: () -> ready messages on smtp_in, or None; None: no flow control
 
     def __post_init__(self) -> None:
         cfg = self.config.ingress
@@ -288,12 +296,13 @@ async def start_ingress(ctx: IngressContext, tls: TlsContexts | None = None,
     if ctx.backlog is not None and cfg.in_flow_delay > 0:
         ctx.flow.start(asyncio.get_running_loop())
     handler = Handler(ctx)
-    listeners = [(ListenerSpec("smtp", greet_pause=cfg.greet_pause), cfg.smtp_port, None)]
+    listeners: list[tuple[ListenerSpec, int, ssl.SSLContext | None]] = [
+        (ListenerSpec("smtp", greet_pause=cfg.greet_pause), cfg.smtp_port, None)]
     if ctx.tls is not None and ctx.tls.context is not None:
         listeners.append((ListenerSpec("submission", auth_required=True), cfg.submission_port, None))
         listeners.append((ListenerSpec("smtps", implicit_tls=True, auth_required=True), cfg.smtps_port,
                           ctx.tls.context))
-    servers = []
+    servers: list[asyncio.Server] = []
     for spec, port, context in listeners:
         try:
             server = await _listen(ctx, handler, spec, port, context, reuse_port)
@@ -308,7 +317,8 @@ async def start_ingress(ctx: IngressContext, tls: TlsContexts | None = None,
     return servers
 
 
-async def _listen(ctx: IngressContext, handler: Handler, spec: ListenerSpec, port: int, context,
+async def _listen(ctx: IngressContext, handler: Handler, spec: ListenerSpec, port: int,
+                  context: ssl.SSLContext | None,
                   reuse_port: bool) -> asyncio.Server:
     cfg = ctx.config.ingress
     return await asyncio.start_server(connection_handler(ctx, handler, spec), cfg.listen, port,

@@ -27,6 +27,7 @@ from pathlib import Path
 
 from mailpipe.core.files import write_all
 from mailpipe.mailstore import uidlist
+from mailpipe.mailstore.maildir import NotAMessage, open_message, read_message_file, regular_entries
 
 LETTERS = {"\\Draft": "D", "\\Flagged": "F", "$Forwarded": "P", "\\Answered": "R",
            "\\Seen": "S", "\\Deleted": "T"}
@@ -56,7 +57,7 @@ class Message:
             if digits.isdigit():
                 return int(digits)
         try:
-            return os.stat(f"{folder}/{self.sub}/{self.name}").st_size
+            return os.lstat(f"{folder}/{self.sub}/{self.name}").st_size
         except FileNotFoundError:
             return 0
 
@@ -86,10 +87,14 @@ def _list(path: Path) -> list[str]:
 
 
 def _entries(folder: Path) -> dict[str, Message]:
-    """base -> Message (UID 0 for now); new/ is listed before cur/ so a concurrent move is seen."""
+    """base -> Message (UID 0 for now); new/ is listed before cur/ so a concurrent move is seen.
+
+    Only regular files count: a symlink, directory or device in new/ or cur/ is skipped (and logged once).
+    """
     found: dict[str, Message] = {}
     for sub in ("new", "cur"):
-        for name in _list(folder / sub):
+        for entry in regular_entries(f"{folder}/{sub}"):
+            name = entry.name
             base, sep, letters = name.partition(":2,")
             if not sep:
                 base, letters = name.partition(":")[0], ""
@@ -175,8 +180,9 @@ def read_message(folder: Path, msg: Message) -> bytes | None:
     """The message bytes, None if it was expunged meanwhile."""
     for _attempt in range(3):
         try:
-            with open(f"{folder}/{msg.sub}/{msg.name}", "rb") as fh:
-                return fh.read()
+            return read_message_file(f"{folder}/{msg.sub}/{msg.name}")
+        except NotAMessage:
+            return None
         except FileNotFoundError:
             found = locate(folder, msg.base)
             if found is None:
@@ -189,7 +195,7 @@ def read_header(folder: Path, msg: Message, chunk: int = 8192) -> bytes | None:
     """The message's header (through the empty line; whole file if it has none), None if gone."""
     for _attempt in range(3):
         try:
-            with open(f"{folder}/{msg.sub}/{msg.name}", "rb") as fh:
+            with open(open_message(f"{folder}/{msg.sub}/{msg.name}"), "rb") as fh:
                 data = fh.read(chunk)
                 while True:
                     end = data.find(b"\r\n\r\n")
@@ -199,6 +205,8 @@ def read_header(folder: Path, msg: Message, chunk: int = 8192) -> bytes | None:
                     if not more or len(data) > (1 << 22):
                         return data
                     data += more
+        except NotAMessage:
+            return None
         except FileNotFoundError:
             found = locate(folder, msg.base)
             if found is None:
@@ -251,31 +259,71 @@ def add_message(folder: Path, data: bytes, letters: str = "",
                 mtime: float | None = None) -> tuple[int, int]:
     """Store a new message in cur/ with flags; returns (uidvalidity, uid)."""
     folder = Path(folder)
-    base = new_base(len(data))
-    letters = "".join(sorted(set(letters)))
-    tmp = folder / "tmp" / base
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    tmp = TmpMessage(folder, len(data))
     try:
-        write_all(fd, data)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    if mtime is not None:
-        os.utime(tmp, (mtime, mtime))
+        tmp.write(data)
+        tmp.close()
+    except BaseException:
+        tmp.discard()
+        raise
+    return add_file(folder, tmp.path, letters, mtime)
 
-    def place() -> None:
-        os.rename(tmp, folder / "cur" / f"{base}:2,{letters}")
+
+class TmpMessage:
+    """A new message written into a Maildir's ``tmp/`` piece by piece (e.g. a large IMAP APPEND).
+
+    ``add_file`` then moves it into place; ``discard`` removes it.
+    """
+
+    def __init__(self, folder: Path, size: int) -> None:
+        self.path = f"{folder}/tmp/{new_base(size)}"
+        self._fd: int | None = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
+                                       | os.O_CLOEXEC, 0o600)
+
+    def write(self, data: bytes) -> None:
+        assert self._fd is not None
+        write_all(self._fd, data)
+
+    def close(self) -> None:
+        if self._fd is not None:
+            fd, self._fd = self._fd, None
+            os.close(fd)
+
+    def discard(self) -> None:
+        self.close()
+        try:
+            os.unlink(self.path)
+        except FileNotFoundError:
+            pass
+
+
+def add_file(folder: Path, tmp: str, letters: str = "", mtime: float | None = None) -> tuple[int, int]:
+    """Move the complete file `tmp` (in a ``tmp/`` of the same Maildir) into `folder`'s cur/ with flags,
+    after fsync; returns (uidvalidity, uid). The file's name is the message's base name."""
+    folder = Path(folder)
+    base = os.path.basename(tmp)
+    letters = "".join(sorted(set(letters)))
     try:
+        fd = os.open(tmp, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        if mtime is not None:
+            os.utime(tmp, (mtime, mtime))
+
+        def place() -> None:
+            os.rename(tmp, folder / "cur" / f"{base}:2,{letters}")
         return uidlist.add(folder, base, place)
     finally:
-        if tmp.exists():
-            tmp.unlink()
+        if os.path.lexists(tmp):
+            os.unlink(tmp)
 
 
 def internal_date(folder: Path, msg: Message) -> float:
     for _attempt in range(2):
         try:
-            return os.stat(f"{folder}/{msg.sub}/{msg.name}").st_mtime
+            return os.lstat(f"{folder}/{msg.sub}/{msg.name}").st_mtime
         except FileNotFoundError:
             found = locate(folder, msg.base)
             if found is None:

@@ -8,19 +8,99 @@ Messages are stored exactly as received over SMTP (CRLF line ends), so the
 file size is the RFC822.SIZE that IMAP and POP3 report; the size is also in the
 file name (``,S=<n>``, as Dovecot does) so listings need no ``stat``.
 
+Reading is safe against what else may lie in ``new/``, ``cur/`` and ``tmp/``:
+``open_message`` opens with ``O_NOFOLLOW`` and accepts a regular file only
+(``fstat`` after the open, so a swap between listing and reading is caught
+too), and ``regular_entries`` lists a Maildir subdirectory without symlinks,
+directories, FIFOs or devices, naming each skipped entry once in the log.
+A server that runs as root must never serve ``new/x -> /etc/shadow``.
+
 Must not: parse messages or know about protocols.
 """
 
 from __future__ import annotations
 
+import errno
+import logging
 import os
 import re
+import stat
 from pathlib import Path
 
 from mailpipe.core.files import fsync_dir, write_all
 from mailpipe.mailstore.directory import mailbox_name
 
+log = logging.getLogger("mailpipe.mailstore")
+
 SPECIAL_FOLDERS = ("Sent", "Drafts", "Trash", "Junk")
+_READ_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK   # NONBLOCK: a FIFO must not hang us
+_REPORTED: set[str] = set()    #: skipped entries already named in the log (bounded)
+
+
+class NotAMessage(OSError):
+    """The path is a symlink, directory, FIFO or device: not a message file. Treat it as absent."""
+
+
+def report_skipped(path: str) -> None:
+    """One log line per skipped entry (not one per scan): the operator learns its name."""
+    if path in _REPORTED:
+        return
+    if len(_REPORTED) > 10_000:
+        _REPORTED.clear()
+    _REPORTED.add(path)
+    log.warning("mailstore: skipping %s: not a regular file", path)
+
+
+def open_message(path: str) -> int:
+    """A read-only descriptor of the regular file `path`, never through a symlink.
+
+    Raises FileNotFoundError if it is gone, ``NotAMessage`` (logged once) if it is not a regular file.
+    """
+    try:
+        fd = os.open(path, _READ_FLAGS)
+    except OSError as exc:
+        if isinstance(exc, FileNotFoundError):
+            raise
+        if exc.errno in (errno.ELOOP, errno.ENXIO, errno.EISDIR, errno.ENOTDIR):
+            report_skipped(path)
+            raise NotAMessage(exc.errno, "not a regular file", path) from None
+        raise
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        report_skipped(path)
+        raise NotAMessage(errno.EINVAL, "not a regular file", path)
+    return fd
+
+
+def read_message_file(path: str) -> bytes:
+    """The whole regular file `path` (see ``open_message`` for what it refuses)."""
+    with open(open_message(path), "rb", buffering=0) as fh:
+        return fh.readall()
+
+
+def regular_entries(directory: str) -> list[os.DirEntry[str]]:
+    """The entries of `directory` that are regular files (not hidden); others are logged once and skipped.
+
+    ``DirEntry.is_file(follow_symlinks=False)`` uses the type the directory listing already gives,
+    so this costs no extra system call per file on common filesystems.
+    """
+    try:
+        with os.scandir(directory) as it:
+            found = []
+            for entry in it:
+                if entry.name.startswith("."):
+                    continue
+                try:
+                    regular = entry.is_file(follow_symlinks=False)
+                except OSError:
+                    continue
+                if regular:
+                    found.append(entry)
+                else:
+                    report_skipped(entry.path)
+            return found
+    except FileNotFoundError:
+        return []
 _FOLDER_RE = re.compile(r"^[^/\x00\\]+$")
 
 

@@ -23,6 +23,7 @@ import fcntl
 import os
 import threading
 import time
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -140,7 +141,7 @@ def new_validity() -> int:
         return value
 
 
-def sync(folder: Path, present: list[str] | set[str], listed_next: int | None = None) -> UidList:
+def sync(folder: Path, present: Collection[str], listed_next: int | None = None) -> UidList:
     """Return a list with a UID for every base in `present`.
 
     New bases get ascending UIDs in sorted-name order (delivery names start with

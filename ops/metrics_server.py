@@ -75,6 +75,7 @@ class Exposition:
             self.registries.append(merged)
         else:
             metrics._get()
+            assert metrics._registry is not None   # set by _get() outside multiprocess mode
             self.registries.append(metrics._registry)
         if system:
             gauges = CollectorRegistry()

@@ -150,7 +150,8 @@ def header_fields(part: mime.Part, names: tuple[str, ...], exclude: bool) -> byt
 def partial(data: bytes, section: Section) -> bytes:
     if section.origin is None:
         return data
-    return data[section.origin: section.origin + section.length]
+    end = None if section.length is None else section.origin + section.length
+    return data[section.origin:end]
 
 
 def internaldate(ts: float) -> bytes:

@@ -43,6 +43,21 @@ class Literal:
     data: bytes
 
 
+@dataclass(frozen=True)
+class Spooled:
+    """A literal whose octets the shell stored in a file (a large APPEND message), not in memory.
+
+    It stays one token of its own; only the commands that take a message accept it. An empty
+    `path` means the octets could not be stored (they were read and dropped).
+    """
+
+    path: str
+    size: int
+
+
+Piece = bytes | Literal | Spooled
+
+
 # quoted-specials = DQUOTE / "\" ; atom-specials = "(" / ")" / "{" / SP / CTL / list-wildcards /
 # quoted-specials / resp-specials.  We accept "%", "*" and "]" inside atoms (list patterns,
 # sequence sets, sections) and read a "[...]" section whole, spaces and parentheses included.
@@ -50,7 +65,7 @@ _ATOM_STOP = frozenset(b' (){"\r\n') | frozenset(range(0, 32)) | {127}
 MAX_DEPTH = 16
 
 
-def tokenize(pieces: list[bytes | Literal]) -> list:
+def tokenize(pieces: list[Piece]) -> list:
     """Tokens of one command (tag and name included)."""
     reader = _Reader(pieces)
     tokens = reader.sequence(depth=0, closing=False)
@@ -58,19 +73,20 @@ def tokenize(pieces: list[bytes | Literal]) -> list:
 
 
 class _Reader:
-    def __init__(self, pieces: list[bytes | Literal]) -> None:
+    def __init__(self, pieces: list[Piece]) -> None:
         self.pieces = pieces
         self.index = 0
         self.pos = 0
 
-    def _text(self) -> bytes | None:
+    def _text(self) -> bytes:
+        """The current text run (b"" at a literal or the end; ``_peek`` has checked there is one)."""
         piece = self.pieces[self.index] if self.index < len(self.pieces) else None
-        return piece if isinstance(piece, bytes) else None
+        return piece if isinstance(piece, bytes) else b""
 
-    def _peek(self) -> int | Literal | None:
+    def _peek(self) -> int | Literal | Spooled | None:
         while self.index < len(self.pieces):
             piece = self.pieces[self.index]
-            if isinstance(piece, Literal):
+            if isinstance(piece, (Literal, Spooled)):
                 return piece
             if self.pos < len(piece):
                 return piece[self.pos]
@@ -99,10 +115,10 @@ class _Reader:
             tokens.append(self._token(ch, depth))
 
     def _token(self, ch, depth: int):
-        if isinstance(ch, Literal):
+        if isinstance(ch, (Literal, Spooled)):
             self.index += 1
             self.pos = 0
-            return ch.data
+            return ch.data if isinstance(ch, Literal) else ch
         if ch == 0x28:  # "("
             self.pos += 1
             return self.sequence(depth + 1, closing=True)
@@ -253,7 +269,8 @@ def _b64_utf16(chunk: str) -> str:
 
 
 def mutf7_encode(text: str) -> str:
-    out, run = [], []
+    out: list[str] = []
+    run: list[str] = []
 
     def flush() -> None:
         if run:

@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import re
 import time
+from typing import Callable
 from email.utils import parsedate_tz
 
 from mailpipe.access.imap import grammar, replies
-from mailpipe.access.imap.grammar import Atom, Syntax, quote
+from mailpipe.access.imap.grammar import Atom, Spooled, Syntax, quote
 from mailpipe.access.imap.selected import View
 from mailpipe.access.imap.session import Refused
 from mailpipe.access.imap.states import State
@@ -174,7 +175,7 @@ def _attributes(name: str, names: set[str], exists: bool) -> list[str]:
 
 def _all_names(s) -> tuple[set[str], set[str]]:
     real = set(folders.list_folders(s.root))
-    implied = set()
+    implied: set[str] = set()
     for name in real:
         parts = name.split(DELIMITER)
         implied.update(DELIMITER.join(parts[:i]) for i in range(1, len(parts)))
@@ -245,17 +246,24 @@ def cmd_append(s, cmd) -> bytes:
     name = mailbox_name(args.pop(0))
     flags = [grammar.atom(t) for t in args.pop(0)] if isinstance(args[0], list) else []
     when = parse_datetime(grammar.astring(args.pop(0))) if len(args) == 2 else None
-    if len(args) != 1 or not isinstance(args[0], bytes):
+    message = args[0] if len(args) == 1 else None
+    if not isinstance(message, (bytes, Spooled)):
         raise Syntax("APPEND needs the message as a literal")
     path = _path(s, name)
     if not (path / "cur").is_dir():
         raise Refused(replies.NO_TRYCREATE)
     letters = mailbox.letters_of(path, [f for f in flags if f.lower() != "\\recent"])
-    validity, uid = mailbox.add_message(path, args[0], letters, when if when is not None else time.time())
+    mtime = when if when is not None else time.time()
+    if isinstance(message, Spooled):       # a large message the shell already wrote to tmp/
+        if not message.path:
+            raise Refused(replies.NO_STORE)    # it could not be written (logged by the shell)
+        validity, uid = mailbox.add_file(path, message.path, letters, mtime)
+    else:
+        validity, uid = mailbox.add_message(path, message, letters, mtime)
     return s.updates() + replies.tagged(cmd.tag, "OK", f"[APPENDUID {validity} {uid}] {replies.OK_DONE}")
 
 
-HANDLERS = {
+HANDLERS: dict[str, Callable[..., bytes]] = {
     "SELECT": cmd_select, "EXAMINE": cmd_examine, "CREATE": cmd_create, "DELETE": cmd_delete,
     "RENAME": cmd_rename, "SUBSCRIBE": cmd_subscribe, "UNSUBSCRIBE": cmd_unsubscribe,
     "LIST": cmd_list, "LSUB": cmd_lsub, "STATUS": cmd_status, "APPEND": cmd_append,

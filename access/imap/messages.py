@@ -9,9 +9,10 @@ Must not: parse MIME (``access.imap.mime``) or render FETCH items (``access.imap
 
 from __future__ import annotations
 
+import functools
 import threading
 from collections import OrderedDict
-from typing import Iterator
+from typing import Any, Callable, Iterator
 
 from mailpipe.access.imap import fetch, grammar, mime, replies, search
 from mailpipe.access.imap.grammar import Atom, Syntax
@@ -88,7 +89,7 @@ def _uids(s, token, by_uid: bool) -> list[int]:
 
 # -- FETCH ----------------------------------------------------------------------------------
 
-def cmd_fetch(s, cmd, by_uid: bool = False) -> bytes:
+def cmd_fetch(s, cmd, by_uid: bool = False) -> bytes | Outcome:
     if len(cmd.args) < 2:
         raise Syntax("FETCH needs a sequence set and items")
     uids = _uids(s, cmd.args[0], by_uid)
@@ -123,7 +124,7 @@ _ENVELOPE_ONLY = ("FLAGS", "UID", "RFC822.SIZE", "INTERNALDATE", "ENVELOPE")
 def _fetch_one(view, uid: int, items: list, need: int) -> bytes:
     if need == fetch.NEED_HEADER and all(i in _ENVELOPE_ONLY for i in items) and \
             (str(view.path), getattr(view.msgs.get(uid), "base", "")) in _envelopes:
-        loaded = (b"", None)     # every header item is the cached envelope
+        loaded: tuple[bytes, mime.Part | None] | None = (b"", None)     # every header item is the cached envelope
     else:
         loaded = _load(view, uid) if need == fetch.NEED_FULL else _load_header(view, uid) if need else None
     if need and loaded is None:
@@ -222,9 +223,9 @@ def cmd_search(s, cmd, by_uid: bool = False) -> bytes:
         cand = search.Candidate(
             seq, uid, {f.lower() for f in view.flags(uid)}, uid in view.recent,
             msg.size(view.path) if msg else 0,
-            lambda msg=msg: mailbox.internal_date(view.path, msg) if msg else 0.0,
-            lambda uid=uid: (_load(view, uid) or (None, None))[1],
-            lambda uid=uid: (_load_header(view, uid) or (None, None))[1],
+            functools.partial(_internal_of, view, msg),
+            functools.partial(_part_of, _load, view, uid),
+            functools.partial(_part_of, _load_header, view, uid),
             key=(str(view.path), msg.base) if msg else None)
         if pred(cand):
             hits.append(uid if by_uid else seq)
@@ -323,7 +324,7 @@ def cmd_check(s, cmd) -> bytes:
 
 # -- UID -------------------------------------------------------------------------------------
 
-def cmd_uid(s, cmd) -> bytes:
+def cmd_uid(s, cmd) -> bytes | Outcome:
     if not cmd.args or not isinstance(cmd.args[0], Atom):
         raise Syntax("UID needs a command")
     sub = cmd.args[0].upper
@@ -339,7 +340,16 @@ def cmd_uid(s, cmd) -> bytes:
     return handler(s, inner, by_uid=True)
 
 
-HANDLERS = {
+def _internal_of(view, msg: mailbox.Message | None) -> float:
+    return mailbox.internal_date(view.path, msg) if msg else 0.0
+
+
+def _part_of(load: Callable[[Any, int], tuple[bytes, mime.Part] | None], view, uid: int) -> mime.Part | None:
+    loaded = load(view, uid)
+    return loaded[1] if loaded else None
+
+
+HANDLERS: dict[str, Callable[..., Any]] = {
     "FETCH": cmd_fetch, "STORE": cmd_store, "SEARCH": cmd_search, "COPY": cmd_copy, "MOVE": cmd_move,
     "EXPUNGE": cmd_expunge, "CLOSE": cmd_close, "UNSELECT": cmd_unselect, "CHECK": cmd_check,
     "UID": cmd_uid,

@@ -101,7 +101,9 @@ def parse_content_type(value: bytes | None, default: tuple[str, str]) -> tuple[s
 
 
 def _split_params(text: str) -> list[str]:
-    items, current, quoted = [], [], False
+    items: list[str] = []
+    current: list[str] = []
+    quoted = False
     for ch in text:
         if ch == '"':
             quoted = not quoted

@@ -17,6 +17,7 @@ BYE_LOGOUT = "Logging out"
 BYE_SHUTDOWN = "Server shutting down"
 BYE_TIMEOUT = "Autologout; idle for too long"
 BYE_TOO_MANY = "Too many connections"
+BYE_UNAVAILABLE = "[UNAVAILABLE] Too many connections, try again later"   #: the server-wide cap (RFC 5530)
 BYE_FATAL = "Protocol error, closing"
 
 OK_DONE = "completed"
@@ -45,6 +46,7 @@ NO_INBOX_DELETE = "[CANNOT] INBOX cannot be deleted"
 NO_TRYCREATE = "[TRYCREATE] Mailbox does not exist"
 NO_READ_ONLY = "[READ-ONLY] Mailbox is read-only"
 NO_SERVER = "[SERVERBUG] Internal error"
+NO_STORE = "[UNAVAILABLE] Cannot store the message now, try again later"   #: tmp/ unwritable, disk full
 NO_EXPUNGED = "[EXPUNGEISSUED] Some messages were expunged"
 NO_TOO_MANY_KEYWORDS = "[LIMIT] Too many keywords"
 

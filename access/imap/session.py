@@ -22,15 +22,17 @@ import enum
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 from mailpipe.access.imap import grammar, replies, states
 from mailpipe.access.imap.grammar import Syntax
+from mailpipe.access.imap.limits import Registry
 from mailpipe.access.imap.parser import Command, Line, Malformed
 from mailpipe.access.imap.selected import View
 from mailpipe.access.imap.states import State
 from mailpipe.core import sasl
 from mailpipe.core.authlimit import LoginLimiter
+from mailpipe.core.config import Config
 from mailpipe.core.tls import is_loopback
 from mailpipe.mailstore.directory import Directory
 
@@ -65,10 +67,10 @@ class Refused(Exception):
 class Env:
     """What a session needs from outside, injected by the shell (or a test)."""
 
-    config: object
+    config: Config
     directory: Directory
     limiter: LoginLimiter
-    registry: object
+    registry: Registry
     peer: str
     tls_available: bool
     tls_active: bool = False
@@ -213,7 +215,7 @@ def _is_ok(data: bytes, tag: str) -> bool:
     return (b"\r\n" + data).rfind(f"\r\n{tag} OK".encode()) >= 0
 
 
-def _maildir(config, user: str) -> Path:
+def _maildir(config: Config, user: str) -> Path:
     from mailpipe.mailstore.maildir import ensure_maildir, maildir_path
     root = maildir_path(config.data_dir, user)
     ensure_maildir(root)
@@ -312,7 +314,9 @@ def _auth_step(s: Session, data: bytes | None) -> Outcome:
 
 from mailpipe.access.imap import mailboxes, messages  # noqa: E402  (they import Refused/Outcome from here)
 
-HANDLERS: dict = {
+Handler = Callable[[Session, Command], "Outcome | bytes"]
+
+HANDLERS: dict[str, Handler] = {
     "CAPABILITY": cmd_capability, "NOOP": cmd_noop, "LOGOUT": cmd_logout, "STARTTLS": cmd_starttls,
     "ID": cmd_id, "ENABLE": cmd_enable, "NAMESPACE": cmd_namespace, "IDLE": cmd_idle,
     "LOGIN": cmd_login, "AUTHENTICATE": cmd_authenticate,

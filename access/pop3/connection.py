@@ -1,6 +1,8 @@
 """One POP3 connection: the asyncio shell around ``Pop3Session``.
 
-Owns: reading bytes with the idle timeout, framing lines, performing the
+Owns: reading bytes under the timeouts (``idle``: an absolute pre-login
+deadline of ``login_timeout`` from connect, then ``idle_timeout`` from the
+end of the last complete command; bytes alone extend nothing), framing lines, performing the
 session's effects (login in a worker thread, sending messages, STLS, UPDATE)
 and releasing the maildrop lock however the connection ends. A dropped
 connection, a timeout or an internal error never reaches UPDATE, so it
@@ -37,6 +39,7 @@ log = logging.getLogger("mailpipe.pop3")
 READ_SIZE = 64 * 1024
 THREAD_READ_OVER = 1024 * 1024     # read messages larger than this in a worker thread
 DRAIN_OVER = 256 * 1024
+TLS_HANDSHAKE_TIMEOUT = 30.0
 
 
 @dataclass(frozen=True)
@@ -52,6 +55,7 @@ class Shared:
     max_line: int
     max_errors: int
     delay: Callable[[float], Awaitable[None]]
+    login_timeout: float = 60.0       #: absolute seconds from connect to a successful login
 
 
 class Connection:
@@ -77,15 +81,20 @@ class Connection:
     async def run(self) -> None:
         task = asyncio.current_task()
         assert task is not None
-        self.idle = IdleWatchdog(self.shared.idle_timeout, task, self._queued)
+        loop = asyncio.get_running_loop()
+        self.idle = IdleWatchdog(self.shared.idle_timeout, task, self._queued,
+                                 until=loop.time() + self.shared.login_timeout)
         try:
             await self._perform(self.session.greeting())
             await self._loop()
         except (ConnectionError, ssl.SSLError, asyncio.IncompleteReadError, TimeoutError):
             self.session.dropped()
-        except Exception:
-            log.exception("pop3: internal error in session from %s", self.ip)
-            self._last_words(R.INTERNAL)
+        except Exception as exc:
+            if isinstance(exc, RuntimeError) and self.writer.is_closing():
+                self.session.dropped()      # uvloop: a write after the peer reset is a drop, not a bug
+            else:
+                log.exception("pop3: internal error in session from %s", self.ip)
+                self._last_words(R.INTERNAL)
         finally:
             await self._finish()
 
@@ -101,7 +110,6 @@ class Connection:
             if not data:
                 self.session.dropped()
                 return
-            self.idle.touch()
             self.buffer.feed(data)
             await self._lines()
             if self._queued() > DRAIN_OVER:
@@ -117,6 +125,7 @@ class Connection:
                 if line is None:
                     return
                 effects = self.session.handle_line(line)
+            self.idle.touch()           # a whole line: a new idle period (bytes alone do not count)
             await self._perform(effects)
 
     async def _perform(self, effects: list[Effect]) -> None:
@@ -142,7 +151,10 @@ class Connection:
             await self.shared.delay(result.delay)
         self.maildrop = result.maildrop
         listing = result.maildrop.listing() if result.maildrop else None
-        await self._perform(self.session.login_result(result.outcome, listing))
+        effects = self.session.login_result(result.outcome, listing)
+        if self.session.state is State.TRANSACTION:
+            self.idle.until = None      # logged in: from now on only the idle timeout applies
+        await self._perform(effects)
 
     async def _check_login_in_thread(self, effect: CheckLogin) -> LoginResult:
         s = self.shared
@@ -178,7 +190,8 @@ class Connection:
         await self.writer.drain()
         self.buffer.clear()             # RFC 2595: nothing sent before TLS may be used after it
         _discard_buffered(self.reader)
-        await self.writer.start_tls(self.shared.tls_context)
+        assert self.shared.tls_context is not None      # STLS is offered only with a context
+        await self.writer.start_tls(self.shared.tls_context, ssl_handshake_timeout=TLS_HANDSHAKE_TIMEOUT)
         self.session.tls_started(plaintext_allowed=True)
 
     async def _commit(self, effect: Commit) -> None:

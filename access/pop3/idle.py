@@ -1,4 +1,9 @@
-"""The idle timeout of one connection, with one timer per idle period instead of one per read.
+"""The timeouts of one connection, with one timer per idle period instead of one per read.
+
+Two limits: ``idle`` seconds since the last *completed* command (the shell
+calls ``touch()`` when a command line was handled, never on mere bytes, so a
+client trickling a byte at a time cannot keep a half-sent command alive), and
+an optional absolute ``until`` (the pre-login deadline) that nothing extends.
 
 ``asyncio.timeout()`` around every read costs a timer-heap insert and cancel
 per command; at thousands of commands per second that shows. The watchdog
@@ -14,9 +19,12 @@ from __future__ import annotations
 
 import asyncio
 
+OVERDUE_RECHECK = 0.05   #: seconds between checks once past `until` while the connection is busy
+
 
 class IdleWatchdog:
-    def __init__(self, idle: float, task: asyncio.Task, progress=lambda: 0, now=None) -> None:
+    def __init__(self, idle: float, task: asyncio.Task, progress=lambda: 0, now=None,
+                 until: float | None = None) -> None:
         """`progress()` returns the bytes still queued for the client; a change counts as activity.
 
         `now` defaults to the loop's clock; tests pass a fake one and call ``check()``.
@@ -28,9 +36,11 @@ class IdleWatchdog:
         self.loop = asyncio.get_running_loop()
         self.now = now or self.loop.time
         self.last = self.now()
+        self.until = until          #: absolute deadline (same clock as `now`), None: none
         self.waiting = False
         self.expired = False
-        self._handle = self.loop.call_at(self.loop.time() + idle, self.check)
+        first = idle if until is None else max(0.0, min(idle, until - self.now()))
+        self._handle = self.loop.call_at(self.loop.time() + first, self.check)
 
     def touch(self) -> None:
         self.last = self.now()
@@ -44,11 +54,14 @@ class IdleWatchdog:
         queued = self.progress()
         if queued != self._queued:          # a slow client is still downloading
             self._queued, self.last = queued, now
-        if now - self.last >= self.idle and self.waiting:
+        overdue = self.until is not None and now >= self.until
+        if (now - self.last >= self.idle or overdue) and self.waiting:
             self.expired = True
             self.task.cancel()
             return
         remaining = self.idle - (now - self.last) if now - self.last < self.idle else self.idle
+        if self.until is not None:      # overdue while busy (a login check): look again soon, never spin
+            remaining = max(OVERDUE_RECHECK, min(remaining, self.until - now))
         self._handle.cancel()
         self._handle = self.loop.call_later(remaining, self.check)
 

@@ -29,6 +29,7 @@ from mailpipe.access.pop3 import wire
 from mailpipe.access.pop3.effects import Listing
 from mailpipe.access.pop3.sizecache import SizeCache
 from mailpipe.core.errors import TransientError
+from mailpipe.mailstore.maildir import NotAMessage, read_message_file, regular_entries
 
 log = logging.getLogger("mailpipe.pop3")
 
@@ -74,16 +75,8 @@ def _files(root: Path) -> list[tuple[int, str, str]]:
     """(mtime_ns, base, path) of every message file in new/ and cur/, one per base."""
     found: dict[str, tuple[int, str, str]] = {}
     for sub in ("new", "cur"):
-        try:
-            entries = list(os.scandir(root / sub))
-        except FileNotFoundError:
-            continue
-        for item in entries:
-            if item.name.startswith("."):
-                continue
+        for item in regular_entries(os.path.join(root, sub)):   # symlinks, directories...: skipped, logged
             try:
-                if not item.is_file(follow_symlinks=False):
-                    continue
                 mtime = item.stat(follow_symlinks=False).st_mtime_ns
             except FileNotFoundError:
                 continue
@@ -110,8 +103,7 @@ def locate(root: Path, base: str) -> str | None:
 
 
 def _read(path: str) -> bytes:
-    with open(path, "rb", buffering=0) as handle:
-        return handle.readall()
+    return read_message_file(path)       # O_NOFOLLOW, regular files only
 
 
 def _read_moving(root: Path, base: str, path: str) -> tuple[bytes | None, str]:
@@ -119,6 +111,8 @@ def _read_moving(root: Path, base: str, path: str) -> tuple[bytes | None, str]:
     for _ in range(2):
         try:
             return _read(path), path
+        except NotAMessage:
+            break               # replaced by a symlink or directory since the scan: treat as gone
         except FileNotFoundError:
             moved = locate(root, base)
             if moved is None:
@@ -129,7 +123,7 @@ def _read_moving(root: Path, base: str, path: str) -> tuple[bytes | None, str]:
 
 def _lock(root: Path) -> int:
     try:
-        fd = os.open(root / LOCK_NAME, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        fd = os.open(root / LOCK_NAME, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
     except OSError as exc:
         raise MaildropUnavailable(f"cannot open lock in {root}: {exc.strerror}") from None
     try:

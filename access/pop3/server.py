@@ -1,8 +1,11 @@
 """The POP3 service: listeners for POP3 with STLS and for implicit-TLS POP3S.
 
 Owns: binding ``[pop3] listen``:``port`` and, only when ``[tls]`` gives a
-context, ``listen``:``tls_port`` (RFC 8314); the connection limit; the
-login limiter (the process's, shared with SMTP and IMAP); stopping cleanly
+context, ``listen``:``tls_port`` (RFC 8314); admission (at most
+``[pop3] max_connections``, and none while the process is short of file
+descriptors, ``core.descriptors``: both refused at greeting time with
+``-ERR [SYS/TEMP]``); the login limiter (the process's, shared with SMTP and
+IMAP); stopping cleanly
 (open sessions are cancelled, which deletes nothing).
 
 Must not: parse POP3 (``session``) or touch the Maildir (``maildrop``).
@@ -19,6 +22,7 @@ from mailpipe.access.pop3.connection import Connection, Shared
 from mailpipe.core import authlimit
 from mailpipe.core.authlimit import LoginLimiter
 from mailpipe.core.clock import Clock
+from mailpipe.core.descriptors import DescriptorReserve
 from mailpipe.core.tls import TlsContexts
 from mailpipe.mailstore.directory import Directory
 from mailpipe.core.config import Config
@@ -26,6 +30,7 @@ from mailpipe.core.config import Config
 log = logging.getLogger("mailpipe.pop3")
 
 TLS_HANDSHAKE_TIMEOUT = 30.0
+SHORTAGE_LOG_EVERY = 60.0   #: seconds between log lines about refusals for want of descriptors
 
 
 class Pop3Service:
@@ -44,7 +49,9 @@ class Pop3Service:
             data_dir=config.data_dir, tls_context=tls.context,
             plaintext_on_loopback=auth.plaintext_on_loopback,
             idle_timeout=config.pop3.idle_timeout, max_line=config.pop3.max_line,
-            max_errors=config.pop3.max_errors, delay=delay)
+            max_errors=config.pop3.max_errors, delay=delay, login_timeout=config.pop3.login_timeout)
+        self.reserve = DescriptorReserve()
+        self._shortage_logged = float("-inf")
         self._servers: list[asyncio.Server] = []
         self._tasks: set[asyncio.Task] = set()
 
@@ -73,6 +80,17 @@ class Pop3Service:
             await server.wait_closed()
         self._servers.clear()
 
+    def _admit(self) -> bool:
+        if len(self._tasks) >= self.config.pop3.max_connections:
+            return False
+        if self.reserve.admit():
+            return True
+        now = asyncio.get_running_loop().time()
+        if now - self._shortage_logged >= SHORTAGE_LOG_EVERY:
+            self._shortage_logged = now
+            log.warning("pop3: refusing connections: few file descriptors left for the other servers")
+        return False
+
     async def _plain(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await self._serve(reader, writer, implicit_tls=False)
 
@@ -82,9 +100,12 @@ class Pop3Service:
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
                      *, implicit_tls: bool) -> None:
         task = asyncio.current_task()
-        if len(self._tasks) >= self.config.pop3.max_connections:
-            writer.write(R.TOO_MANY_CONNECTIONS.line())
-            writer.close()
+        if not self._admit():
+            try:
+                writer.write(R.TOO_MANY_CONNECTIONS.line())
+                writer.close()
+            except RuntimeError:      # uvloop: the client is already gone
+                pass
             return
         assert task is not None
         self._tasks.add(task)

@@ -268,14 +268,14 @@ class Pop3Session:
 
     def _retr(self, command: Command) -> list[Effect]:
         problem = self._target(command.number)
-        if problem:
-            return self._error(problem)
+        if problem or command.number is None:            # _target refuses None
+            return self._error(problem or R.NO_SUCH_MESSAGE)
         return [SendMessage(command.number, command.count if command.verb is Verb.TOP else None)]
 
     def _dele(self, command: Command) -> list[Effect]:
         problem = self._target(command.number)
-        if problem:
-            return self._error(problem)
+        if problem or command.number is None:            # _target refuses None
+            return self._error(problem or R.NO_SUCH_MESSAGE)
         self.deleted.add(command.number)
         return _send(R.DELETED)
 

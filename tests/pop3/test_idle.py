@@ -77,3 +77,34 @@ def test_wait_turns_expiry_into_timeout_error():
         assert asyncio.current_task().cancelling() == 0
         dog.cancel()
     asyncio.run(main())
+
+
+def test_the_login_deadline_is_absolute_and_never_spins():
+    async def body(task):
+        clock = FakeClock()
+        dog = IdleWatchdog(600, task, now=clock.now, until=clock.now() + 60)
+        dog.waiting = True
+        for _ in range(5):                        # complete commands every 15 s: activity...
+            clock.advance(15)
+            dog.touch()
+            dog.check()
+        assert dog.expired                        # ...does not extend the pre-login deadline
+        dog.cancel()
+    _run(body)
+
+
+def test_past_the_login_deadline_while_busy_the_timer_backs_off():
+    async def body(task):
+        clock = FakeClock()
+        dog = IdleWatchdog(600, task, now=clock.now, until=clock.now() + 60)
+        dog.waiting = False                       # a login check in a thread
+        clock.advance(61)
+        dog.check()
+        assert not dog.expired
+        assert dog._handle.when() - asyncio.get_running_loop().time() > 0.01   # not an immediate re-run
+        dog.until = None                          # logged in
+        dog.waiting = True
+        dog.check()
+        assert not dog.expired
+        dog.cancel()
+    _run(body)
