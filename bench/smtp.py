@@ -1,6 +1,6 @@
 """SMTP benchmark: N messages of S bytes over C concurrent sessions, accept and end-to-end rates.
 
-    python -m bench smtp --start [--broker embedded|rabbitmq] [-n 5000] [-s 5120] [-c 20]
+    python -m bench smtp --start [--broker embedded|rabbitmq] [--queue-type classic|quorum] [-n 5000] [-s 5120] [-c 20]
     python -m bench smtp --port 2525 --data-dir DIR --server-pid PID ...   (a server already running)
 
 With ``--start`` it creates a throw-away data directory (and RabbitMQ vhost),
@@ -192,7 +192,8 @@ def start_server(args) -> tuple[subprocess.Popen, Path, str | None, dict]:
                       + (f'publish_threads = {args.publish_threads}\n' if args.publish_threads is not None else '') +
                       f'[imap]\nenabled = false\n[pop3]\nenabled = false\n[metrics]\nenabled = false\n'
                       f'[worker]\nconcurrency = {args.worker_threads}\nprocesses = {args.worker_processes}\nnice = {args.worker_nice}\n'
-                      + filter_toml(args, data_dir))
+                      + filter_toml(args, data_dir)
+                      + f'[broker]\nqueue_type = "{args.queue_type}"\n')
     mp = [sys.executable, "-m", "mailpipe.ops", "--config", str(config)]
     subprocess.run(mp + ["domain", "add", "bench.test"], env=env, check=True, capture_output=True)
     _bulk_users(data_dir, args.users)
@@ -230,6 +231,8 @@ def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench smtp", description=__doc__.split("\n")[0])
     parser.add_argument("--start", action="store_true", help="start a throw-away server")
     parser.add_argument("--broker", choices=["embedded", "rabbitmq"], default="embedded")
+    parser.add_argument("--queue-type", choices=["classic", "quorum"], default="classic",
+                        help="[broker] queue_type of the started server (RabbitMQ)")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=2525)
     parser.add_argument("--data-dir", type=Path, help="data dir of a running server (to count deliveries)")

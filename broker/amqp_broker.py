@@ -10,6 +10,13 @@ race the main thread on the same connection and the worker stalled for about
 = False`` turns that off: the worker reconnects with its full prefetch at once,
 which is what late acks with a small prefetch want anyway.
 
+Quorum queues (``[broker] queue_type = "quorum"``): every stage queue is declared
+with ``x-queue-type: quorum`` (durable, replicated by RabbitMQ's Raft log). They
+support only per-consumer QoS: Celery sees the argument in ``task_queues`` and,
+with ``worker_detect_quorum_queues`` (on, set here explicitly), sends ``basic.qos``
+without the global flag. A vhost whose queues were declared classic refuses the
+quorum declare (PRECONDITION_FAILED): drain and delete them, or use a new vhost.
+
 Must not: hold a channel across threads (kombu channels are not thread-safe).
 """
 
@@ -37,5 +44,9 @@ class AmqpBroker(NetworkedBroker):
             raise
         return depth, consumers
 
+    def queue_arguments(self) -> dict[str, Any]:
+        return {"x-queue-type": "quorum"} if self.config.broker.queue_type == "quorum" else {}
+
     def celery_options(self) -> dict[str, Any]:
-        return {**super().celery_options(), "worker_enable_prefetch_count_reduction": False}
+        return {**super().celery_options(), "worker_enable_prefetch_count_reduction": False,
+                "worker_detect_quorum_queues": True}

@@ -67,7 +67,7 @@ class Broker(abc.ABC):
 
     @abc.abstractmethod
     def depths(self) -> list[QueueDepth]:
-        """Every stage queue, in pipeline order."""
+        """Every stage queue (``topology.all_stages``: pipeline order, then the mail hosts' local queues)."""
 
     @abc.abstractmethod
     def backlog_probe(self, stage: str = "smtp_in") -> BacklogProbe: ...
@@ -83,6 +83,10 @@ class Broker(abc.ABC):
     @abc.abstractmethod
     def describe(self) -> str:
         """Where the broker is, for logs (no credentials)."""
+
+    def queue_arguments(self) -> dict[str, Any]:
+        """Arguments every stage queue is declared with (RabbitMQ's ``x-queue-type``); none by default."""
+        return {}
 
     def worker_argv(self) -> list[str]:
         """Extra ``celery worker`` arguments of this kind."""

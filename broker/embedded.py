@@ -24,7 +24,7 @@ from typing import Any, Sequence
 from mailpipe.broker.base import Broker, QueueDepth
 from mailpipe.broker.embedded_transport import BrokerDir, register
 from mailpipe.broker.message import origin, task_argument, task_message
-from mailpipe.broker.topology import QUEUE_STAGES, queue_name, task_name
+from mailpipe.broker.topology import all_stages, queue_name, task_name
 from mailpipe.core.config import Config
 from mailpipe.core.errors import BrokerUnavailable
 
@@ -68,7 +68,7 @@ class EmbeddedBroker(Broker):
             raise BrokerUnavailable(f"publish to {stage} failed: {exc.strerror or exc}") from None
 
     def depths(self) -> list[QueueDepth]:
-        names = [(s, queue_name(self.config, s)) for s in QUEUE_STAGES]
+        names = [(s, queue_name(self.config, s)) for s in all_stages(self.config)]
         try:
             return [QueueDepth(s, q, self.dir.size(q), unacked=self.dir.inflight_count(q)) for s, q in names]
         except OSError:                       # the broker folder is unusable: depths unknown
@@ -100,7 +100,7 @@ class EmbeddedBroker(Broker):
         return "embedded (spool://)"
 
     def recover_dead_consumers(self) -> int:
-        return sum(self.dir.recover_dead(queue_name(self.config, s)) for s in QUEUE_STAGES)
+        return sum(self.dir.recover_dead(queue_name(self.config, s)) for s in all_stages(self.config))
 
 
 class FolderProbe:

@@ -1,7 +1,9 @@
 """What the brokers reached over a socket (RabbitMQ, Redis) share, through kombu.
 
 Publishing: one kombu producer per thread on its own connection, the stage queues
-declared once per connection, the hand-built task message of ``message.py``
+declared once per connection (a mail host's ``local.<host>`` queue that is not in
+``[cluster] mail_hosts`` is declared before its first publish, so a direct-exchange
+publish never goes to no queue), the hand-built task message of ``message.py``
 (confirmed on AMQP, a synchronous LPUSH on Redis). A publish that fails drops that
 thread's connection and is tried once more on a new one (a connection left over
 from before a broker restart fails first); a second failure is
@@ -27,7 +29,7 @@ from kombu import Connection, Producer
 
 from mailpipe.broker.base import Broker, QueueDepth
 from mailpipe.broker.message import origin, task_argument, task_message
-from mailpipe.broker.topology import EXCHANGE, QUEUE_STAGES, kombu_queues, queue_name, task_name
+from mailpipe.broker.topology import EXCHANGE, all_stages, kombu_queue, kombu_queues, queue_name, task_name
 from mailpipe.core.config import Config
 from mailpipe.core.errors import BrokerUnavailable
 
@@ -73,9 +75,17 @@ class NetworkedBroker(Broker):
             self._local.conn = conn
             conn.ensure_connection(max_retries=1, interval_start=0.5)
             channel = conn.channel()
-            for queue in kombu_queues(self.config):
+            for queue in kombu_queues(self.config, self.queue_arguments()):
                 queue(channel).declare()
+            self._local.declared = set(all_stages(self.config))
             producer = self._local.producer = Producer(channel)
+        return producer
+
+    def _declared_producer(self, stage: str) -> Producer:
+        producer = self._producer()
+        if stage not in self._local.declared:
+            kombu_queue(self.config, stage, self.queue_arguments())(producer.channel).declare()
+            self._local.declared.add(stage)
         return producer
 
     def _drop(self) -> None:
@@ -98,7 +108,7 @@ class NetworkedBroker(Broker):
         queue = queue_name(self.config, stage)
         for attempt in range(1, PUBLISH_ATTEMPTS + 1):
             try:
-                self._producer().publish(body, exchange=EXCHANGE, routing_key=queue, headers=headers,
+                self._declared_producer(stage).publish(body, exchange=EXCHANGE, routing_key=queue, headers=headers,
                                          content_type="application/json", content_encoding="utf-8",
                                          delivery_mode=2, correlation_id=task_id, retry=False)
                 return
@@ -112,7 +122,7 @@ class NetworkedBroker(Broker):
         try:
             with self.connect() as conn:
                 channel = conn.channel()
-                for stage in QUEUE_STAGES:
+                for stage in all_stages(self.config):
                     name = queue_name(self.config, stage)
                     try:
                         depth, consumers = self._count(channel, name)
@@ -121,7 +131,7 @@ class NetworkedBroker(Broker):
                         depth, consumers = 0, 0
                     result.append(QueueDepth(stage, name, depth, consumers=consumers))
         except Exception:                              # unreachable: every depth unknown
-            return [QueueDepth(s, queue_name(self.config, s), None) for s in QUEUE_STAGES]
+            return [QueueDepth(s, queue_name(self.config, s), None) for s in all_stages(self.config)]
         return result
 
     def backlog_probe(self, stage: str = "smtp_in") -> "ConnectionProbe":

@@ -14,6 +14,7 @@ nested keys, ``MAILPIPE_<SECTION>__<KEY>`` (e.g. ``MAILPIPE_INGRESS__SMTP_PORT``
 from __future__ import annotations
 
 import ipaddress
+import re
 import socket
 import tomllib
 from pathlib import Path
@@ -212,6 +213,26 @@ class MetricsConfig(Section):
     peers: list[str] = []                      #: other roles' "host:port" endpoints `queue status` sums for in/out rates
 
 
+class BrokerConfig(Section):
+    queue_type: Literal["classic", "quorum"] = "classic"  #: RabbitMQ only: stage queues declared as classic or quorum (replicated, per-consumer QoS); other kinds ignore it
+
+
+MAIL_HOST_PATTERN = r"^[a-z0-9][a-z0-9-]{0,62}$"
+
+
+class ClusterConfig(Section):
+    mail_hosts: list[str] = []                 #: every mail host's name (its queue is `local.<name>`), for `queue status` and the workers' tasks; empty = one mail host
+    mail_host: str | None = Field(None, pattern=MAIL_HOST_PATTERN)  #: the mail host this process serves (`mailpipe worker --mail-host`); None = the default one (queue `local`)
+
+    @field_validator("mail_hosts")
+    @classmethod
+    def _names(cls, value: list[str]) -> list[str]:
+        bad = [v for v in value if not re.match(MAIL_HOST_PATTERN, v)]
+        if bad:
+            raise ValueError(f"mail host names are lower-case letters, digits and '-': {bad[0]!r}")
+        return value
+
+
 class ProcessConfig(Section):
     user: str | None = None     #: started as root: after binding its ports, every process runs as this user (name or uid); None = stay as started (a warning when root)
     group: str | None = None    #: with `user`: this group (name or gid); None = the user's primary group
@@ -247,6 +268,8 @@ class Config(BaseSettings):
     pop3: Pop3Config = Pop3Config()
     metrics: MetricsConfig = MetricsConfig()
     process: ProcessConfig = ProcessConfig()
+    broker: BrokerConfig = BrokerConfig()
+    cluster: ClusterConfig = ClusterConfig()
 
     @classmethod
     def settings_customise_sources(

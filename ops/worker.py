@@ -2,6 +2,9 @@
 
 Celery runs with ``--quiet`` (no start banner: mailpipe logs its own ready line).
 
+Mail hosts: the stage ``local`` means this host's local stage, ``local`` for the
+default mail host or ``local.<host>`` with ``[cluster] mail_host`` (``--mail-host``).
+
 Pool: threads (the stages wait on disks, clamd, spamd and remote servers;
 billiard's prefork pool can deadlock on a non-AMQP transport when a child dies).
 """
@@ -15,6 +18,7 @@ import socket
 from celery.signals import worker_ready
 
 from mailpipe.broker import QUEUE_STAGES, open_broker, queue_name
+from mailpipe.broker.topology import LOCAL, local_stage
 from mailpipe.core.config import Config
 from mailpipe.workers.app import create_app
 
@@ -32,10 +36,24 @@ def parse_stages(text: str) -> list[str]:
     return stages
 
 
+def with_mail_host(config: Config, mail_host: str | None) -> Config:
+    """The config of a worker for that mail host (``--mail-host``); unchanged for None."""
+    if mail_host is None:
+        return config
+    cluster = config.cluster.model_validate({**config.cluster.model_dump(), "mail_host": mail_host})
+    return config.model_copy(update={"cluster": cluster})
+
+
+def host_stages(config: Config, stages: list[str]) -> list[str]:
+    """``local`` replaced by this mail host's local stage (``local.<host>`` with ``[cluster] mail_host``)."""
+    return [local_stage(config.cluster.mail_host) if s == LOCAL else s for s in stages]
+
+
 def run_worker(config: Config, stages: list[str], *, concurrency: int | None = None,
                prefetch: int | None = None, name: str | None = None) -> None:
     if prefetch:
         config = config.model_copy(update={"worker": config.worker.model_copy(update={"prefetch": prefetch})})
+    stages = host_stages(config, stages)
     broker = open_broker(config)
     app = create_app(config, broker)
     queues = ",".join(queue_name(config, s) for s in stages)

@@ -21,7 +21,7 @@ from typing import Any
 from celery import Celery
 
 from mailpipe.broker import Broker, open_broker
-from mailpipe.broker.topology import QUEUE_STAGES, kombu_queues, queue_name, task_name
+from mailpipe.broker.topology import QUEUE_STAGES, all_stages, kombu_queues, local_stage, queue_name, task_name
 from mailpipe.core import metrics
 from mailpipe.core.config import Config
 
@@ -33,7 +33,7 @@ def create_app(config: Config, broker: Broker | None = None) -> Celery:
     broker = broker or open_broker(config)
     app = Celery("mailpipe", broker=config.broker_url, set_as_current=False)
     app.conf.update(celery_settings(config, broker))
-    for stage in QUEUE_STAGES:
+    for stage in app_stages(config):
         _register_task(app, stage)
     app.mailpipe_config = config
     app.mailpipe_runtime = None
@@ -41,17 +41,25 @@ def create_app(config: Config, broker: Broker | None = None) -> Celery:
     return app
 
 
+def app_stages(config: Config) -> list[str]:
+    """Every stage with a task here: the pipeline's, each configured mail host's local stage and
+    this process's own (``[cluster] mail_host``)."""
+    stages = all_stages(config)
+    own = local_stage(config.cluster.mail_host)
+    return stages + [own] if own not in stages else stages
+
+
 def celery_settings(config: Config, broker: Broker) -> dict[str, Any]:
     """Celery's settings: what every broker kind shares, with the kind's ``celery_options`` over them."""
-    return {**_common_settings(config), **broker.celery_options()}
+    return {**_common_settings(config, broker), **broker.celery_options()}
 
 
-def _common_settings(config: Config) -> dict[str, Any]:
+def _common_settings(config: Config, broker: Broker) -> dict[str, Any]:
     return dict(
-        task_queues=kombu_queues(config),
+        task_queues=kombu_queues(config, broker.queue_arguments(), app_stages(config)),
         task_default_queue=queue_name(config, "smtp_in"),
         task_routes={task_name(s): {"queue": queue_name(config, s), "routing_key": queue_name(config, s)}
-                     for s in QUEUE_STAGES},
+                     for s in app_stages(config)},
         task_acks_late=True,
         task_reject_on_worker_lost=True,
         task_acks_on_failure_or_timeout=True,

@@ -29,12 +29,14 @@ import logging
 import time
 from typing import TYPE_CHECKING
 
+from mailpipe.broker.topology import base_stage
 from mailpipe.core import metrics
 from mailpipe.core.config import Config
 from mailpipe.core.errors import TransientError
 from mailpipe.spool.model import Entry, State
 from mailpipe.workers.deferral import defer, storage_failure
 from mailpipe.workers.stages import STAGE_FUNCTIONS
+from mailpipe.workers.stages.local import next_local_stage
 
 if TYPE_CHECKING:
     from mailpipe.workers.runtime import Runtime
@@ -54,8 +56,15 @@ class Pipeline:
         return ["smtp_in", *config.pipeline.filters, "route", "local", "remote"]
 
     def next_stage(self, entry: Entry, stage: str) -> str | None:
-        """The next stage with work to do for this entry, or None when finished."""
-        return self._next_in(self.order, entry, stage)
+        """The next stage with work to do for this entry, or None when finished.
+
+        Local delivery is one stage per mail host (``local``, ``local.<host>``): after
+        route, and after each of them, the next mail host with mailboxes left."""
+        base = base_stage(stage)
+        if base == "local" and (host_stage := next_local_stage(self.rt, entry)) is not None:
+            return host_stage
+        nxt = self._next_in(self.order, entry, base)
+        return next_local_stage(self.rt, entry) if nxt == "local" else nxt
 
     @staticmethod
     def _next_in(order: list[str], entry: Entry, stage: str) -> str | None:
@@ -114,7 +123,7 @@ class Pipeline:
             entry.stage = stage
             started = time.perf_counter()
             try:
-                STAGE_FUNCTIONS[stage](self.rt, entry, message, recovering)
+                STAGE_FUNCTIONS[base_stage(stage)](self.rt, entry, message, recovering)
             except TransientError as exc:
                 self._defer(entry, stage, str(exc))
                 break

@@ -24,10 +24,23 @@ Must not: know about SMTP, IMAP or POP3 replies.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Protocol
 
+from mailpipe.core.errors import AccountError
+
 MAX_ALIAS_DEPTH = 8
+MAIL_HOST_RE = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")   #: a mail host name (also a queue-name suffix)
+
+
+def check_mail_host(name: str | None) -> str | None:
+    """A mail host name as stored (lower case), None for the default one; AccountError if malformed."""
+    if name is None or name == "":
+        return None
+    if not MAIL_HOST_RE.fullmatch(name.lower()):
+        raise AccountError(f"mail host {name!r}: use lower-case letters, digits and '-' (at most 63)")
+    return name.lower()
 
 
 @dataclass(frozen=True)
@@ -37,7 +50,7 @@ class Mailbox:
     address: str                  #: canonical address
     domain: str                   #: directory names, safe to join to a path
     user: str
-    mail_host: str | None = None  #: the back end that holds it (None: this host)
+    mail_host: str | None = None  #: the mail host that holds it (None: the default one, queue ``local``)
     quota_bytes: int = 0          #: 0: no quota
 
 
@@ -78,7 +91,10 @@ class AccountAdmin(Directory, Protocol):
 
     def domains(self) -> list[str]: ...
 
-    def add_user(self, address: str, password: str) -> str: ...
+    def add_user(self, address: str, password: str, mail_host: str | None = None) -> str: ...
+
+    def set_mail_host(self, address: str, mail_host: str | None) -> None:
+        """Move a user to another mail host (None: the default one); its stored mail does not move."""
 
     def remove_user(self, address: str) -> None: ...
 

@@ -16,7 +16,7 @@ from mailpipe.core.errors import AccountError
 from mailpipe.mailstore.directory.addresses import (DOMAIN_RE, encodable, mailbox_name, normalize,
                                                     normalize_domain, split_address)
 from mailpipe.mailstore.directory.expand import expand
-from mailpipe.mailstore.directory.interface import Mailbox, Removed
+from mailpipe.mailstore.directory.interface import Mailbox, Removed, check_mail_host
 
 
 class MemoryDirectory:
@@ -26,6 +26,7 @@ class MemoryDirectory:
         self._domains: set[str] = set()
         self._users: dict[str, str] = {}          # address -> argon2 hash
         self._aliases: dict[str, set[str]] = {}
+        self._mail_hosts: dict[str, str] = {}       # address -> mail host (absent: the default one)
         for domain in domains:
             self.add_domain(domain)
         for address, password in (users or {}).items():
@@ -42,7 +43,7 @@ class MemoryDirectory:
         if canonical is None or canonical not in self._users:
             return None
         domain, local = mailbox_name(canonical)
-        return Mailbox(canonical, domain, local)
+        return Mailbox(canonical, domain, local, self._mail_hosts.get(canonical))
 
     def expand(self, address: str) -> list[str]:
         canonical = _canonical(address)
@@ -95,8 +96,9 @@ class MemoryDirectory:
     def domains(self) -> list[str]:
         return sorted(self._domains)
 
-    def add_user(self, address: str, password: str) -> str:
+    def add_user(self, address: str, password: str, mail_host: str | None = None) -> str:
         address = normalize(address)
+        mail_host = check_mail_host(mail_host)
         domain, _ = mailbox_name(address)
         if domain not in self._domains:
             raise AccountError(f"domain {domain} is not local (add it with: mailpipe domain add {domain})")
@@ -105,9 +107,21 @@ class MemoryDirectory:
         if address in self._users:
             raise AccountError(f"user {address} already exists")
         self._users[address] = self.hasher.hash(password)
+        if mail_host is not None:
+            self._mail_hosts[address] = mail_host
         return address
 
+    def set_mail_host(self, address: str, mail_host: str | None) -> None:
+        address, mail_host = normalize(address), check_mail_host(mail_host)
+        if address not in self._users:
+            raise AccountError(f"no such user: {address}")
+        if mail_host is None:
+            self._mail_hosts.pop(address, None)
+        else:
+            self._mail_hosts[address] = mail_host
+
     def remove_user(self, address: str) -> None:
+        self._mail_hosts.pop(normalize(address), None)
         if self._users.pop(normalize(address), None) is None:
             raise AccountError(f"no such user: {normalize(address)}")
 

@@ -31,6 +31,7 @@ class User(Base):
     domain: Mapped[str] = mapped_column(ForeignKey("domains.name", ondelete="CASCADE"), index=True)
     password_hash: Mapped[str] = mapped_column(String(255))
     quota_bytes: Mapped[int] = mapped_column(default=0)
+    mail_host: Mapped[str | None] = mapped_column(String(63), nullable=True, default=None)  #: None: the default mail host (``upgrade.py`` adds it to older databases)
 
 
 class Alias(Base):

@@ -31,8 +31,9 @@ from mailpipe.mailstore.directory.addresses import (DOMAIN_RE, encodable, mailbo
                                                     normalize_domain, split_address)
 from mailpipe.mailstore.directory.cache import BoundedCache, ChangeWatch, MonotonicClock
 from mailpipe.mailstore.directory.expand import expand
-from mailpipe.mailstore.directory.interface import Mailbox, Removed
+from mailpipe.mailstore.directory.interface import Mailbox, Removed, check_mail_host
 from mailpipe.mailstore.directory.schema import GENERATION_ROW, Alias, Base, Domain, Generation, User
+from mailpipe.mailstore.directory.upgrade import upgrade
 
 CACHE_ENTRIES = 10_000       #: per cache (domains, users, aliases, verified passwords)
 CACHE_TTL = 60.0             #: seconds; a backstop: changes are seen through the generation
@@ -49,6 +50,7 @@ class SqlDirectory:
         if url.startswith("sqlite"):
             event.listen(self.engine, "connect", _sqlite_pragmas)
         Base.metadata.create_all(self.engine)
+        upgrade(self.engine)
         self._ensure_generation()
         self.hasher = hasher or PasswordHasher()
         clock = clock or MonotonicClock()
@@ -145,15 +147,17 @@ class SqlDirectory:
         with Session(self.engine) as s:
             return sorted(s.scalars(select(Domain.name)))
 
-    def add_user(self, address: str, password: str) -> str:
+    def add_user(self, address: str, password: str, mail_host: str | None = None) -> str:
         address = normalize(address)
+        mail_host = check_mail_host(mail_host)
         domain, _ = mailbox_name(address)
         with Session(self.engine) as s:
             if s.get(Domain, domain) is None:
                 raise AccountError(f"domain {domain} is not local (add it with: mailpipe domain add {domain})")
         if not password:
             raise AccountError("empty password")
-        self._insert(User(address=address, domain=domain, password_hash=self.hasher.hash(password)),
+        self._insert(User(address=address, domain=domain, password_hash=self.hasher.hash(password),
+                          mail_host=mail_host),
                      f"user {address} already exists")
         return address
 
@@ -176,6 +180,16 @@ class SqlDirectory:
             if user is None:
                 raise AccountError(f"no such user: {address}")
             user.password_hash = self.hasher.hash(password)
+            _bump(s)
+        self._clear()
+
+    def set_mail_host(self, address: str, mail_host: str | None) -> None:
+        address, mail_host = normalize(address), check_mail_host(mail_host)
+        with Session(self.engine) as s, s.begin():
+            user = s.get(User, address)
+            if user is None:
+                raise AccountError(f"no such user: {address}")
+            user.mail_host = mail_host
             _bump(s)
         self._clear()
 
@@ -222,7 +236,7 @@ class SqlDirectory:
             if user is None:
                 return None
             domain, local = mailbox_name(address)
-            return Mailbox(address, domain, local, None, user.quota_bytes)
+            return Mailbox(address, domain, local, user.mail_host, user.quota_bytes)
 
     def _load_alias(self, source: str) -> tuple[str, ...] | None:
         with Session(self.engine) as s:

@@ -86,16 +86,34 @@ def user() -> None:
 @user.command("add")
 @click.argument("address")
 @click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
+@click.option("--mail-host", default=None, help="The mail host that holds its mail (default: the default one).")
 @pass_ctx
-def user_add(ctx: Context, address: str, password_stdin: bool) -> None:
-    """Add a user in a local domain and create its Maildir."""
+def user_add(ctx: Context, address: str, password_stdin: bool, mail_host: str | None) -> None:
+    """Add a user in a local domain and create its Maildir (here, if this is its mail host)."""
     try:
-        canonical = ctx.directory().add_user(address, _read_password(password_stdin))
+        canonical = ctx.directory().add_user(address, _read_password(password_stdin), mail_host=mail_host)
     except AccountError as exc:
         _fail(exc)
     from mailpipe.mailstore.maildir import ensure_maildir, maildir_path
-    ensure_maildir(maildir_path(ctx.config.data_dir, canonical))
-    click.echo(f"user {canonical} added")
+    if (mail_host or None) == ctx.config.cluster.mail_host:      # another host's Maildir is made there
+        ensure_maildir(maildir_path(ctx.config.data_dir, canonical))
+    click.echo(f"user {canonical} added" + (f" on mail host {mail_host}" if mail_host else ""))
+
+
+@user.command("move")
+@click.argument("address")
+@click.option("--mail-host", default=None, help="The mail host that holds its new mail.")
+@click.option("--default", "to_default", is_flag=True, help="Back to the default mail host (queue `local`).")
+@pass_ctx
+def user_move(ctx: Context, address: str, mail_host: str | None, to_default: bool) -> None:
+    """Send a user's new mail to another mail host; mail already stored is not moved."""
+    if bool(mail_host) == to_default:
+        raise click.UsageError("give exactly one of --mail-host NAME or --default")
+    try:
+        ctx.directory().set_mail_host(address, None if to_default else mail_host)
+    except AccountError as exc:
+        _fail(exc)
+    click.echo(f"user {address}: new mail goes to mail host {mail_host or 'default'} (within 2 s)")
 
 
 @user.command("list")

@@ -46,16 +46,26 @@ def serve(ctx: Context) -> None:
 @click.option("--concurrency", "-c", type=int, default=None, help="Threads (default [worker] concurrency).")
 @click.option("--prefetch", type=int, default=None, help="Prefetch multiplier (default [worker] prefetch).")
 @click.option("--name", default=None, help="Celery node name.")
+@click.option("--mail-host", default=None,
+              help="Deliver for this mail host: stage local consumes queue local.<host> (default [cluster] mail_host).")
 @pass_ctx
-def worker(ctx: Context, stages: str, concurrency: int | None, prefetch: int | None, name: str | None) -> None:
+def worker(ctx: Context, stages: str, concurrency: int | None, prefetch: int | None, name: str | None,
+           mail_host: str | None) -> None:
     """Run one Celery worker on exactly the given stages' queues."""
-    from mailpipe.ops.worker import parse_stages, run_worker
+    from pydantic import ValidationError
+
+    from mailpipe.ops.worker import parse_stages, run_worker, with_mail_host
     try:
         chosen = parse_stages(stages)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--stages") from None
-    process.drop_privileges(ctx.config, _start(ctx, "mailpipe-worker"))
-    run_worker(ctx.config, chosen, concurrency=concurrency, prefetch=prefetch, name=name)
+    try:
+        config = with_mail_host(ctx.config, mail_host)
+    except ValidationError:
+        raise click.BadParameter(f"{mail_host!r}: use lower-case letters, digits and '-'",
+                                 param_hint="--mail-host") from None
+    process.drop_privileges(config, _start(ctx, "mailpipe-worker"))
+    run_worker(config, chosen, concurrency=concurrency, prefetch=prefetch, name=name)
 
 
 def _run_loop(main, config) -> None:

@@ -106,3 +106,20 @@ def test_bounded_cache_drops_least_recent_and_expired():
     assert [cache.get(k) for k in "abcd"] == [0, None, 2, 3] and len(cache) == 3
     clock.advance(10.0)
     assert cache.get("a") is None and cache.lookup("a", lambda _k: 7) == 7
+
+
+def test_mail_host_of_a_user_and_moving_it(directory):
+    from mailpipe.core.errors import AccountError
+    assert directory.mailbox("alice@example.test").mail_host is None             # the default mail host
+    directory.add_user("carol@example.test", "pw", mail_host="MH1")
+    assert directory.mailbox("carol@example.test").mail_host == "mh1"
+    directory.set_mail_host("alice@example.test", "mh2")
+    assert directory.mailbox("alice@example.test").mail_host == "mh2"
+    directory.set_mail_host("alice@example.test", None)
+    assert directory.mailbox("alice@example.test").mail_host is None
+    with pytest.raises(AccountError, match="mail host 'mh 1'"):
+        directory.set_mail_host("bob@example.test", "mh 1")
+    with pytest.raises(AccountError, match="no such user"):
+        directory.set_mail_host("nobody@example.test", "mh1")
+    with pytest.raises(AccountError, match="mail host"):
+        directory.add_user("dave@example.test", "pw", mail_host="../x")

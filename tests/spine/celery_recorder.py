@@ -2,7 +2,7 @@
 for the broker kind under test, stage tasks that only record what they were given.
 
 Run as ``celery -A tests.spine.celery_recorder worker`` with ``MPTEST_BROKER_URL``,
-``MPTEST_DATA_DIR``, ``MPTEST_PREFIX`` and ``MPTEST_OUT`` (one JSON line per task run).
+``MPTEST_DATA_DIR``, ``MPTEST_PREFIX``, ``MPTEST_QUEUE_TYPE`` and ``MPTEST_OUT`` (one JSON line per task run).
 """
 
 from __future__ import annotations
@@ -17,7 +17,8 @@ from mailpipe.core.config import Config
 from mailpipe.workers.app import celery_settings
 
 config = Config(data_dir=os.environ["MPTEST_DATA_DIR"], broker_url=os.environ["MPTEST_BROKER_URL"],
-                queue_prefix=os.environ["MPTEST_PREFIX"])
+                queue_prefix=os.environ["MPTEST_PREFIX"],
+                broker={"queue_type": os.environ.get("MPTEST_QUEUE_TYPE", "classic")})
 app = Celery("recorder", broker=config.broker_url, set_as_current=False)
 app.conf.update(celery_settings(config, open_broker(config)))
 OUT = os.environ["MPTEST_OUT"]

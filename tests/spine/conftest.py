@@ -2,6 +2,9 @@
 
 Embedded (``spool://``), RabbitMQ (a throw-away vhost on the shared server) and
 Redis (a database of the shared server claimed for the module, flushed after).
+Modules that also run on RabbitMQ with quorum queues (``rabbitmq-quorum``, its own
+vhost) override ``broker_kind`` with ``QUORUM_BROKERS`` and pass ``broker_settings``
+(config keys) or ``broker_toml`` (the same as TOML) on to the config.
 ``test_broker_conformance.py`` is the Broker interface's conformance suite; the
 end-to-end tests (serve, flow control, group commit, crash) run on the same kinds.
 """
@@ -16,6 +19,7 @@ from tests.support import ServeProcess, add_accounts, drop_vhost, need_server, r
 
 USERS = ["alice", "carol", "dave", "erin", "frank", "grace"]
 BROKERS = ["embedded", "rabbitmq", "redis"]
+QUORUM_BROKERS = BROKERS + ["rabbitmq-quorum"]
 REDIS_DBS = range(1, 16)        #: db 0 is left alone; a module claims a free one
 CLAIM_KEY = "mailpipe-test-claim"
 
@@ -49,7 +53,7 @@ def broker_for(kind: str):
     """A generator: yield a broker URL of that kind, clean up after."""
     if kind == "embedded":
         yield "spool://"
-    elif kind == "rabbitmq":
+    elif kind in ("rabbitmq", "rabbitmq-quorum"):
         vhost = rabbitmq_vhost()
         try:
             yield f"amqp://guest:guest@127.0.0.1:5672/{vhost}"
@@ -64,8 +68,26 @@ def broker_for(kind: str):
 
 
 @pytest.fixture(scope="module", params=BROKERS)
-def broker_url(request):
-    yield from broker_for(request.param)
+def broker_kind(request):
+    return request.param
+
+
+@pytest.fixture(scope="module")
+def broker_url(broker_kind):
+    yield from broker_for(broker_kind)
+
+
+@pytest.fixture(scope="module")
+def broker_settings(broker_kind) -> dict:
+    """Config keys of the broker kind under test beyond its URL."""
+    return {"broker": {"queue_type": "quorum"}} if broker_kind == "rabbitmq-quorum" else {}
+
+
+@pytest.fixture(scope="module")
+def broker_toml(broker_settings) -> str:
+    """``broker_settings`` as a TOML table (empty for the plain kinds)."""
+    queue_type = broker_settings.get("broker", {}).get("queue_type")
+    return f'[broker]\nqueue_type = "{queue_type}"\n' if queue_type else ""
 
 
 @pytest.fixture(scope="module")

@@ -25,15 +25,23 @@ from mailpipe.broker.factory import broker_class
 from mailpipe.core.config import Config
 from mailpipe.core.errors import BrokerUnavailable, ConfigError
 from mailpipe.workers.app import celery_settings
+from mailpipe.broker.topology import kombu_queue
+from tests.spine.conftest import QUORUM_BROKERS
 from tests.support import free_port, wait_for
 
 ID = "0123456789ABCDEF"
 ROOT = Path(__file__).resolve().parents[2]
 
 
+@pytest.fixture(scope="module", params=QUORUM_BROKERS)
+def broker_kind(request):
+    return request.param
+
+
 @pytest.fixture
-def config(tmp_path, broker_url):
-    return Config(data_dir=tmp_path / "data", broker_url=broker_url, queue_prefix=f"conf-{tmp_path.name[-12:]}.")
+def config(tmp_path, broker_url, broker_settings):
+    return Config(data_dir=tmp_path / "data", broker_url=broker_url, queue_prefix=f"conf-{tmp_path.name[-12:]}.",
+                  **broker_settings)
 
 
 @pytest.fixture
@@ -49,7 +57,8 @@ def run_celery_worker_until(config: Config, broker: Broker, tmp_path: Path, coun
     """Start a real ``celery worker`` (subprocess) on the stage queues until ``count`` tasks ran."""
     out = tmp_path / "seen.jsonl"
     env = {**os.environ, "MPTEST_BROKER_URL": config.broker_url, "MPTEST_DATA_DIR": str(config.data_dir),
-           "MPTEST_PREFIX": config.queue_prefix, "MPTEST_OUT": str(out)}
+           "MPTEST_PREFIX": config.queue_prefix, "MPTEST_OUT": str(out),
+           "MPTEST_QUEUE_TYPE": config.broker.queue_type}
     queues = ",".join(queue_name(config, s) for s in QUEUE_STAGES)
     argv = [sys.executable, "-m", "celery", "-A", "tests.spine.celery_recorder", "worker", "-P", "solo",
             "-Q", queues, "--without-mingle", "--without-gossip", "-l", "WARNING", "-n", f"rec{os.getpid()}@%h",
@@ -98,7 +107,7 @@ def test_the_hand_built_message_carries_what_send_task_puts_in(config, broker):
     app.send_task(task_name("local"), args=[ID], kwargs={"redelivered": True}, queue=queue, routing_key=queue)
     got = []
     with Connection(config.broker_url, transport_options=broker.celery_options()["broker_transport_options"]) as conn:
-        with conn.SimpleQueue(queue) as q:
+        with conn.SimpleQueue(kombu_queue(config, "local", broker.queue_arguments())) as q:
             for _ in range(2):
                 message = q.get(timeout=10)
                 got.append((message.headers, message.decode()))
@@ -164,3 +173,17 @@ def test_publish_is_safe_from_many_threads(config, broker):
         t.join(60)
     assert errors == []
     wait_for(lambda: {d.stage: d.depth for d in broker.depths()}["rules"] == 80, 10, what="80 messages on rules")
+
+
+def test_stage_queues_have_the_configured_rabbitmq_queue_type(config, broker, broker_kind):
+    """``[broker] queue_type``: RabbitMQ declares the stage queues classic or quorum, as asked."""
+    if not broker_kind.startswith("rabbitmq"):
+        assert broker.queue_arguments() == {}                      # other kinds ignore the key
+        return
+    broker.publish("smtp_in", [ID])                                # declares every stage queue
+    vhost = config.broker_url.rpartition("/")[2]
+    listing = subprocess.run(["rabbitmqctl", "-q", "list_queues", "-p", vhost, "name", "type"],
+                             capture_output=True, text=True, timeout=60, check=True).stdout
+    types = dict(line.split("\t")[:2] for line in listing.splitlines() if line.startswith(config.queue_prefix))
+    expected = "quorum" if broker_kind == "rabbitmq-quorum" else "classic"
+    assert {queue_name(config, s): expected for s in QUEUE_STAGES} == types

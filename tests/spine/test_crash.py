@@ -14,6 +14,7 @@ import threading
 
 import pytest
 
+from tests.spine.conftest import QUORUM_BROKERS
 from tests.support import ServeProcess, add_accounts, wait_for
 
 pytestmark = pytest.mark.slow
@@ -43,12 +44,17 @@ def message_ids(srv: ServeProcess) -> list[str]:
     return found
 
 
-def test_kill_9_worker_mid_flow_loses_and_duplicates_nothing(tmp_path, broker_url):
+@pytest.fixture(scope="module", params=QUORUM_BROKERS)
+def broker_kind(request):
+    return request.param
+
+
+def test_kill_9_worker_mid_flow_loses_and_duplicates_nothing(tmp_path, broker_url, broker_toml):
     # Redis returns a dead worker's messages only after its visibility timeout (>= 600 s) and may lose
     # one (docs/design.md, "Brokers"): there the sweeper is the recovery, so it must come round soon.
     # (ServeProcess's config ends in its [pipeline] table, so a leading key lands there.)
     sweep = "sweep_after = 10\n" if broker_url.startswith("redis") else ""
-    srv = ServeProcess(tmp_path, broker_url=broker_url, extra_toml=sweep + "[worker]\nconcurrency = 4\n")
+    srv = ServeProcess(tmp_path, broker_url=broker_url, extra_toml=sweep + "[worker]\nconcurrency = 4\n" + broker_toml)
     add_accounts(srv.data_dir, "example.test", USERS)
     srv.start()
     try:

@@ -7,6 +7,14 @@ returns False) instead of writing a second copy. After an earlier failed try
 is checked too, since a reader may have moved a copy that did get written.
 A write that fails leaves no partial file behind in the Maildir's ``tmp/``.
 
+Mail hosts: the stage runs as ``local`` (the default mail host) or ``local.<host>``
+(``broker.topology.local_stage``) and delivers only the mailboxes the directory
+places on that host (``Mailbox.mail_host``; a user no longer in the directory
+counts as the default host's). A recipient whose mailboxes (an alias) span hosts
+keeps the others' in ``mailboxes`` and stays open until the last host delivered
+them; ``next_local_stage`` names the mail host that has work left, so a message
+with recipients on two hosts is delivered once on each, one host after the other.
+
 Must not: decide what a failure means (the pipeline defers or dead-letters).
 """
 
@@ -20,6 +28,7 @@ from typing import TYPE_CHECKING
 import os
 from pathlib import Path
 
+from mailpipe.broker.topology import local_stage, mail_host_of
 from mailpipe.core import metrics
 from mailpipe.mailstore.maildir import deliver, delivered_name, folder_path, maildir_path
 from mailpipe.spool.model import Entry
@@ -42,12 +51,40 @@ def delivery_headers(entry: Entry, mailbox: str) -> bytes:
     return ("\r\n".join(lines) + "\r\n").encode("utf-8", "surrogateescape")
 
 
+def host_of(rt: Runtime, mailbox: str) -> str | None:
+    """The mail host of a local mailbox (None: the default one, also for a user gone since routing)."""
+    found = rt.directory.mailbox(mailbox)
+    return found.mail_host if found is not None else None
+
+
+def pending_hosts(rt: Runtime, entry: Entry) -> list[str | None]:
+    """The mail hosts with mailboxes still to deliver, in recipient order, each once."""
+    hosts: list[str | None] = []
+    for rcpt in entry.open_recipients("local"):
+        for mailbox in rcpt.mailboxes or [rcpt.address]:
+            host = host_of(rt, mailbox) if rcpt.mailboxes else None
+            if host not in hosts:
+                hosts.append(host)
+    return hosts
+
+
+def next_local_stage(rt: Runtime, entry: Entry) -> str | None:
+    """The local stage of the first mail host with work left, None when every local mailbox is done."""
+    hosts = pending_hosts(rt, entry)
+    return local_stage(hosts[0]) if hosts else None
+
+
 def run(rt: Runtime, entry: Entry, message: bytes, recovering: bool) -> None:
     data_dir, hostname = rt.config.data_dir, rt.config.hostname
     check_cur = recovering or entry.attempts > 0
+    here = mail_host_of(entry.stage)
     delivered = 0
     for rcpt in entry.open_recipients("local"):
-        for mailbox in rcpt.mailboxes:
+        mine = [m for m in rcpt.mailboxes if host_of(rt, m) == here]
+        elsewhere = [m for m in rcpt.mailboxes if m not in mine]
+        if rcpt.mailboxes and not mine:
+            continue                                   # all on other mail hosts
+        for mailbox in mine:
             chunks = [delivery_headers(entry, mailbox), message]
             base = unique_base(entry, mailbox, hostname)
             root = maildir_path(data_dir, mailbox)
@@ -58,11 +95,16 @@ def run(rt: Runtime, entry: Entry, message: bytes, recovering: bool) -> None:
                 raise
             delivered += 1
             metrics.delivered("local", int(fresh))
-            log.info("%s: to=<%s>, mailbox=%s%s, delay=%.3f, status=delivered%s, stage=local",
+            log.info("%s: to=<%s>, mailbox=%s%s, delay=%.3f, status=delivered%s, stage=%s",
                      entry.id, rcpt.address, mailbox, f" folder={entry.folder}" if entry.folder else "",
-                     time.time() - entry.received_at, "" if fresh else " (already there)")
+                     time.time() - entry.received_at, "" if fresh else " (already there)", entry.stage)
+        if elsewhere:                                  # the other mail hosts deliver the rest
+            rcpt.mailboxes = elsewhere
+            rcpt.detail = f"delivered to {len(mine)} mailbox(es) on {here or 'the default mail host'}"
+            continue
         rcpt.status, rcpt.detail = "delivered", "delivered to Maildir"
-    entry.record(rt.clock.now(), "local", "delivered", f"{delivered} mailbox(es)"
+    where = f" on mail host {here}" if here else ""
+    entry.record(rt.clock.now(), entry.stage, "delivered", f"{delivered} mailbox(es){where}"
                  + (f", folder {entry.folder}" if entry.folder else ""))
 
 
