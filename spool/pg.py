@@ -76,6 +76,8 @@ UPDATE = text("UPDATE spool_entry SET state = :state, next_attempt = :next_attem
               "sender = :sender, entry = :entry, body = CASE WHEN :state = 'done' THEN NULL ELSE body END "
               "WHERE id = :id AND state <> 'aside'")
 LOAD = text("SELECT entry, state FROM spool_entry WHERE id = :id AND state <> 'aside'")
+DUE = text("SELECT id FROM spool_entry WHERE state = 'deferred' AND next_attempt <= :now "
+           "ORDER BY next_attempt, id LIMIT :limit")
 CLAIM = text("SELECT entry, body FROM spool_entry WHERE id = :id AND state NOT IN ('done', 'aside')")
 
 
@@ -219,9 +221,7 @@ class PostgresSpool:
     def due(self, now: float, limit: int = 1000) -> list[str]:
         """Queue IDs of deferred entries whose next attempt has come, earliest first (index ``spool_entry_due``)."""
         with self._db().connect() as conn:
-            return list(conn.execute(text("SELECT id FROM spool_entry WHERE state = 'deferred' AND next_attempt <= :now "
-                                          "ORDER BY next_attempt, id LIMIT :limit"),
-                                     {"now": now, "limit": limit}).scalars())
+            return list(conn.execute(DUE, {"now": now, "limit": limit}).scalars())
 
     def stale(self, updated_before: float) -> Iterator[str]:
         """Queue IDs of active entries last saved before ``updated_before`` (index ``spool_entry_age``)."""
