@@ -20,7 +20,11 @@ How each guarantee of ``spool.interface`` holds here:
   It is the session's lock: it ends with the connection, so a process or host
   that dies (its TCP connection closed or timed out by the server) releases
   it; nothing expires while a slow holder still works. Needs a session-level
-  connection to the server (not a transaction-pooling pgbouncer).
+  connection to the server (not a transaction-pooling pgbouncer). That
+  connection runs in autocommit (one round trip per statement), and the
+  claiming thread's ``load``/``message``/``save`` of that message run on it: a
+  save after the lock was lost (the server restarted) fails instead of writing
+  behind a new owner's back.
 - ``save``: one UPDATE (atomic); ``durable=False`` commits with
   ``synchronous_commit = off`` (the entry may be lost in a server crash, never
   torn). Saving a ``done`` entry sets the state and drops the body in that same
@@ -46,6 +50,7 @@ import errno
 import hashlib
 import logging
 import os
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from typing import Any
@@ -69,6 +74,8 @@ POOL_SIZE = 5                     #: pooled connections kept open per process
 POOL_OVERFLOW = 30                #: more opened when busy (each claim holds one for its life)
 CONNECT_TIMEOUT = 10              #: seconds to reach the server
 
+SYNC_OFF = "mailpipe_sync_off"    #: connection info key: this session commits without waiting for the WAL flush
+
 COLUMNS = "id, state, next_attempt, received_at, updated_at, sender, entry, body"
 INSERT = text(f"INSERT INTO spool_entry ({COLUMNS}) VALUES "
               "(:id, :state, :next_attempt, :received_at, :updated_at, :sender, :entry, :body)")
@@ -78,6 +85,7 @@ UPDATE = text("UPDATE spool_entry SET state = :state, next_attempt = :next_attem
 LOAD = text("SELECT entry, state FROM spool_entry WHERE id = :id AND state <> 'aside'")
 DUE = text("SELECT id FROM spool_entry WHERE state = 'deferred' AND next_attempt <= :now "
            "ORDER BY next_attempt, id LIMIT :limit")
+BODY = text("SELECT body FROM spool_entry WHERE id = :id AND state NOT IN ('done', 'aside')")
 CLAIM = text("SELECT entry, body FROM spool_entry WHERE id = :id AND state NOT IN ('done', 'aside')")
 
 
@@ -93,6 +101,7 @@ class PostgresSpool:
         self.name = self.url.render_as_string(hide_password=True)
         self.engine = self._engine()
         self._pid = os.getpid()
+        self._held: dict[str, tuple[int, Connection]] = {}   #: queue ID -> (thread, its claim's connection)
         try:
             with self.engine.connect() as conn:
                 from mailpipe.spool.migrations import upgrade
@@ -109,8 +118,13 @@ class PostgresSpool:
         """This process's engine: a forked child never shares its parent's connections."""
         if self._pid != os.getpid():
             self.engine.dispose(close=False)
-            self._pid = os.getpid()
+            self._pid, self._held = os.getpid(), {}
         return self.engine
+
+    def _holding(self, queue_id: str) -> Connection | None:
+        """The connection of this thread's claim on ``queue_id``, if it holds one."""
+        held = self._held.get(queue_id)
+        return held[1] if held is not None and held[0] == threading.get_ident() else None
 
     def close(self) -> None:
         self.engine.dispose()
@@ -143,11 +157,17 @@ class PostgresSpool:
 
     def save(self, entry: Entry, *, durable: bool = True) -> None:
         entry.updated_at = time.time()
-        with self._db().begin() as conn:
-            if not durable:
-                conn.execute(text("SET LOCAL synchronous_commit = off"))
-            if conn.execute(UPDATE, _columns(entry)).rowcount == 0:
-                log.warning("%s: saved, but it is no longer in the spool (deleted or set aside)", entry.id)
+        held = self._holding(entry.id)
+        if held is not None:
+            _synchronous(held, durable)
+            updated = held.execute(UPDATE, _columns(entry)).rowcount
+        else:
+            with self._db().begin() as conn:
+                if not durable:
+                    conn.execute(text("SET LOCAL synchronous_commit = off"))
+                updated = conn.execute(UPDATE, _columns(entry)).rowcount
+        if updated == 0:
+            log.warning("%s: saved, but it is no longer in the spool (deleted or set aside)", entry.id)
         entry._stored_state = entry.state
 
     def delete(self, queue_id: str) -> None:
@@ -162,9 +182,8 @@ class PostgresSpool:
         with self._locked(queue_id) as conn:
             if conn is None:
                 raise BlockingIOError(errno.EAGAIN, f"{queue_id}: busy in a worker")
-            with conn.begin():
-                moved = conn.execute(text("UPDATE spool_entry SET state = 'aside' WHERE id = :id "
-                                          "AND state NOT IN ('done', 'aside')"), {"id": queue_id}).rowcount
+            moved = conn.execute(text("UPDATE spool_entry SET state = 'aside' WHERE id = :id "
+                                      "AND state NOT IN ('done', 'aside')"), {"id": queue_id}).rowcount
         if not moved:
             raise FileNotFoundError(errno.ENOENT, f"{queue_id}: not in the queue")
         return f"{self.name} spool_entry {queue_id} (state aside)"
@@ -173,17 +192,22 @@ class PostgresSpool:
     def load(self, queue_id: str) -> Entry:
         """The entry (queued or done); FileNotFoundError if the ID is unknown, CorruptEntry if unreadable."""
         _check_id(queue_id)
-        with self._db().connect() as conn:
-            row = conn.execute(LOAD, {"id": queue_id}).first()
+        held = self._holding(queue_id)
+        if held is not None:
+            row = held.execute(LOAD, {"id": queue_id}).first()
+        else:
+            with self._db().connect() as conn:
+                row = conn.execute(LOAD, {"id": queue_id}).first()
         if row is None:
             raise FileNotFoundError(errno.ENOENT, f"{queue_id}: not in the spool")
         return _parse(queue_id, row.entry)
 
     def message(self, queue_id: str) -> bytes:
         _check_id(queue_id)
-        with self._db().connect() as conn:
-            body = conn.execute(text("SELECT body FROM spool_entry WHERE id = :id AND state NOT IN ('done', 'aside')"),
-                                {"id": queue_id}).scalar()
+        held = self._holding(queue_id)
+        with contextlib.ExitStack() as stack:
+            conn = held if held is not None else stack.enter_context(self._db().connect())
+            body = conn.execute(BODY, {"id": queue_id}).scalar()
         if body is None:
             raise FileNotFoundError(errno.ENOENT, f"{queue_id}: not in the queue")
         return bytes(body)
@@ -262,39 +286,47 @@ class PostgresSpool:
             if conn is None:
                 yield None
                 return
-            with conn.begin():
-                row = conn.execute(CLAIM, {"id": queue_id}).first()
+            row = conn.execute(CLAIM, {"id": queue_id}).first()      # read after the lock: never a stale row
             yield None if row is None else Claimed(_parse(queue_id, row.entry), bytes(row.body))
 
     @contextlib.contextmanager
     def _locked(self, queue_id: str) -> Iterator[Connection | None]:
-        """A connection holding the message's advisory lock for the block's life; None if another has it."""
+        """A connection (autocommit) holding the message's advisory lock for the block's life; None if
+        another has it. This thread's load, message and save of the message run on it meanwhile."""
         _check_id(queue_id)
         key = {"key": lock_key(queue_id)}
-        conn = self._db().connect()
+        conn = self._db().connect().execution_options(isolation_level="AUTOCOMMIT")
         try:
-            with conn.begin():
-                owned = conn.execute(text("SELECT pg_try_advisory_lock(:key)"), key).scalar()
-            if not owned:
+            if not conn.execute(text("SELECT pg_try_advisory_lock(:key)"), key).scalar():
                 yield None
                 return
+            self._held[queue_id] = (threading.get_ident(), conn)
             try:
                 yield conn
             finally:
+                self._held.pop(queue_id, None)
                 _unlock(conn, key)
         finally:
             conn.close()
 
 
 def _unlock(conn: Connection, key: dict[str, int]) -> None:
-    """Release the advisory lock; a connection that cannot is dropped (its lock dies with it)."""
+    """Release the advisory lock (and the session's commit setting); a connection that cannot is
+    dropped (its lock dies with it)."""
     try:
-        if conn.in_transaction():
-            conn.rollback()
-        with conn.begin():
-            conn.execute(text("SELECT pg_advisory_unlock(:key)"), key)
+        if conn.info.pop(SYNC_OFF, False):
+            conn.execute(text("RESET synchronous_commit"))
+        conn.execute(text("SELECT pg_advisory_unlock(:key)"), key)
     except SQLAlchemyError:
         conn.invalidate()
+
+
+def _synchronous(conn: Connection, durable: bool) -> None:
+    """Set a claim connection's ``synchronous_commit`` for the next save (a round trip only on a change)."""
+    if conn.info.get(SYNC_OFF, False) == (not durable):
+        return
+    conn.execute(text("RESET synchronous_commit" if durable else "SET synchronous_commit = off"))
+    conn.info[SYNC_OFF] = not durable
 
 
 def lock_key(queue_id: str) -> int:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import pytest
 from sqlalchemy import create_engine, text
+from sqlalchemy.exc import SQLAlchemyError
 
 from mailpipe.core.errors import SpoolFull
 from mailpipe.spool import spool_at
@@ -92,3 +93,26 @@ def test_unreachable_database_is_one_line_naming_the_url_without_its_password(tm
         assert [line for line in err.splitlines() if "spool" in line] == [
             f"mailpipe: spool database postgresql+psycopg://mailer:***@127.0.0.1:{port}/spool: connection failed: "
             f'connection to server at "127.0.0.1", port {port} failed: Connection refused'], err
+
+
+def test_a_claim_whose_session_died_cannot_save_and_the_message_can_be_claimed_again(pg, pg_url):
+    e = entry()
+    pg.create(e, [b"body"])
+    engine = create_engine(pg_url)
+    with pg.claim(e.id) as claimed:
+        assert claimed is not None
+        with engine.connect() as conn:                 # the server ends the claiming session (restart, dead host)
+            ended = conn.execute(text("SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory' "
+                                      "AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+                                      )).scalars().all()
+        assert ended == [True]
+        claimed.entry.state = State.DONE
+        with pytest.raises(SQLAlchemyError):           # no save behind the back of a new owner
+            pg.save(claimed.entry)
+        other = spool_at(pg_url)
+        with other.claim(e.id) as again:
+            assert again is not None and again.entry.state == State.ACTIVE
+        other.close()
+    engine.dispose()
+    with pg.claim(e.id) as claimed:                     # the dead connection went; a new one claims
+        assert claimed is not None
