@@ -29,7 +29,11 @@ How each guarantee of ``spool.interface`` holds here:
   ``synchronous_commit = off`` (the entry may be lost in a server crash, never
   torn). Saving a ``done`` entry sets the state and drops the body in that same
   UPDATE, so the message leaves the queue exactly once; a claim reads the row
-  after its lock and finds a finished one gone.
+  after its lock and finds a finished one gone. That UPDATE, like the
+  filesystem spool's unsynced finish, does not wait for the WAL flush: a server
+  crash right after it may bring the message back as active (the sweeper runs
+  it again and local delivery, keyed by queue ID, finds its copy), never lose
+  it. Delivery itself is durable before the finish.
 - ``listing``: a server-side cursor (``yield_per``) with the state, sender and
   age filters in SQL, the rest checked on each parsed row. A row whose entry
   does not parse is listed as ``corrupt`` with its reason.
@@ -52,7 +56,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from typing import Any
 
 from sqlalchemy import Connection, Engine, Row, create_engine, text
@@ -62,13 +66,12 @@ from sqlalchemy.exc import SQLAlchemyError
 from mailpipe.core.errors import SpoolFull, TransientError
 from mailpipe.core.ids import is_queue_id
 from mailpipe.spool.fs import corrupt_reason
+from mailpipe.spool.migrations import upgrade
 from mailpipe.spool.interface import ALL, CORRUPT, Claimed, CorruptEntry, Listed, Query, listed
 from mailpipe.spool.model import Entry, State
 
 log = logging.getLogger("mailpipe.spool")
 
-ASIDE = "aside"                   #: ``state`` of a row an operator set aside
-OUT = (State.DONE.value, ASIDE)   #: states that are not in the queue
 STREAM_ROWS = 500                 #: rows a listing fetches from the server at once
 POOL_SIZE = 5                     #: pooled connections kept open per process
 POOL_OVERFLOW = 30                #: more opened when busy (each claim holds one for its life)
@@ -86,6 +89,9 @@ LOAD = text("SELECT entry, state FROM spool_entry WHERE id = :id AND state <> 'a
 DUE = text("SELECT id FROM spool_entry WHERE state = 'deferred' AND next_attempt <= :now "
            "ORDER BY next_attempt, id LIMIT :limit")
 BODY = text("SELECT body FROM spool_entry WHERE id = :id AND state NOT IN ('done', 'aside')")
+UNLOCK = text("SELECT pg_advisory_unlock(:key)")
+UNLOCK_RESET = text("SELECT pg_advisory_unlock(:key), set_config(name, reset_val, false) "   # and RESET, at once
+                    "FROM pg_settings WHERE name = 'synchronous_commit'")
 CLAIM = text("SELECT entry, body FROM spool_entry WHERE id = :id AND state NOT IN ('done', 'aside')")
 
 
@@ -104,7 +110,6 @@ class PostgresSpool:
         self._held: dict[str, tuple[int, Connection]] = {}   #: queue ID -> (thread, its claim's connection)
         try:
             with self.engine.connect() as conn:
-                from mailpipe.spool.migrations import upgrade
                 upgrade(conn)
         except SQLAlchemyError as exc:
             self.engine.dispose()
@@ -156,7 +161,10 @@ class PostgresSpool:
         return [None for _ in messages]
 
     def save(self, entry: Entry, *, durable: bool = True) -> None:
+        """Replace the entry in one UPDATE; a finished one commits without waiting for the WAL flush
+        (see the module docstring)."""
         entry.updated_at = time.time()
+        durable = durable and entry.state != State.DONE
         held = self._holding(entry.id)
         if held is not None:
             _synchronous(held, durable)
@@ -314,9 +322,7 @@ def _unlock(conn: Connection, key: dict[str, int]) -> None:
     """Release the advisory lock (and the session's commit setting); a connection that cannot is
     dropped (its lock dies with it)."""
     try:
-        if conn.info.pop(SYNC_OFF, False):
-            conn.execute(text("RESET synchronous_commit"))
-        conn.execute(text("SELECT pg_advisory_unlock(:key)"), key)
+        conn.execute(UNLOCK_RESET if conn.info.pop(SYNC_OFF, False) else UNLOCK, key)
     except SQLAlchemyError:
         conn.invalidate()
 
@@ -376,4 +382,4 @@ def _check_id(queue_id: str) -> None:
         raise ValueError(f"not a queue ID: {queue_id!r}")
 
 
-__all__: Sequence[str] = ["PostgresSpool", "SpoolUnavailable", "lock_key"]
+__all__ = ["PostgresSpool", "SpoolUnavailable", "lock_key"]
