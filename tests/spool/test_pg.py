@@ -116,3 +116,25 @@ def test_a_claim_whose_session_died_cannot_save_and_the_message_can_be_claimed_a
     engine.dispose()
     with pg.claim(e.id) as claimed:                     # the dead connection went; a new one claims
         assert claimed is not None
+
+
+def test_processes_opening_a_new_database_at_once_migrate_it_once():
+    import multiprocessing
+
+    from tests.spool import children
+    from tests.spool.pgdb import throwaway_database
+    ctx = multiprocessing.get_context("spawn")
+    with throwaway_database("mptest_migrate") as url:
+        barrier, results = ctx.Barrier(4), ctx.Queue()
+        procs = [ctx.Process(target=children.open_spool_at, args=(url, barrier, results), daemon=True)
+                 for _ in range(4)]
+        for proc in procs:
+            proc.start()
+        outcomes = [results.get(timeout=60) for _ in procs]
+        for proc in procs:
+            proc.join(30)
+        assert outcomes == ["opened"] * 4 and [p.exitcode for p in procs] == [0] * 4
+        engine = create_engine(url)
+        with engine.connect() as conn:
+            assert conn.execute(text("SELECT version_num FROM mailpipe_spool_version")).scalars().all() == ["0001"]
+        engine.dispose()
