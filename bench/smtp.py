@@ -270,6 +270,7 @@ def main(argv: list[str]) -> int:
         found = procstats.tree(roots + args.daemon_pids)
         return found + (procstats.rabbitmq_pids() if with_broker else [])
     try:
+        (data_dir / "spool" / "queue").mkdir(parents=True, exist_ok=True)   # a database spool has none
         fs_create_ms = procstats.wait_for_quiet_fs(data_dir / "spool" / "queue", timeout=args.fs_settle)
         if args.warmup:
             warm = argparse.Namespace(**{**vars(args), "n": args.warmup})

@@ -4,9 +4,9 @@
 ``open_spool(config)`` chooses the backend once, from ``spool_url``:
 
 - ``""`` (default): the filesystem spool in ``<data_dir>/spool`` (``spool.fs``);
-- ``file:///path``: the filesystem spool at ``/path``.
-
-A database backend (a later issue) adds its scheme here and nowhere else.
+- ``file:///path``: the filesystem spool at ``/path``;
+- ``postgresql+psycopg://user@host/db``: the PostgreSQL spool (``spool.pg``), shared
+  by every host that reaches the database; its schema is migrated when it opens.
 
 Must not: know about stages, brokers or protocols.
 """
@@ -36,7 +36,19 @@ def spool_at(url: str, data_dir: Path | str = ".") -> Spool:
     parts = urlsplit(url)
     if parts.scheme == "file" and parts.path:
         return FilesystemSpool(Path(unquote(parts.path)))
-    raise ConfigError(f"spool_url = {url!r}: not a spool this mailpipe knows (use \"\" or file:///path)")
+    if parts.scheme in ("postgresql", "postgresql+psycopg"):
+        from mailpipe.spool.pg import PostgresSpool
+        return PostgresSpool(url)
+    raise ConfigError(f"spool_url = {_hidden(url)!r}: not a spool this mailpipe knows "
+                      "(use \"\", file:///path or postgresql+psycopg://user@host/db)")
+
+
+def _hidden(url: str) -> str:
+    """The URL without a password, for a message."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    return parts._replace(netloc=parts.netloc.replace(f":{parts.password}@", ":***@", 1)).geturl()
 
 
 __all__ = ["ALL", "CORRUPT", "Claimed", "CorruptEntry", "Listed", "Query", "Spool", "open_spool", "spool_at"]

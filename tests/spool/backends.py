@@ -2,9 +2,9 @@
 
 A backend is a ``Backend``: ``open()`` gives a fresh handle on one store (a new
 process calls it too, so it must be picklable), ``corrupt(id)`` damages one
-stored entry for real, as a disk or an operator would. A new backend (the
-PostgreSQL spool of a later issue) joins the suite by adding one entry to
-``BACKENDS``.
+stored entry for real, as a disk or an operator would. ``pg`` runs against a
+throw-away database on the shared PostgreSQL (``tests.spool.pgdb``): one per test
+session, emptied between tests.
 """
 
 from __future__ import annotations
@@ -12,6 +12,8 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+
+from sqlalchemy import create_engine, text
 
 from mailpipe.spool import spool_at
 from mailpipe.spool.interface import Spool
@@ -36,10 +38,38 @@ class FilesystemBackend:
         os.utime(target, (old, old))
 
 
-def make(kind: str, tmp_path: Path) -> FilesystemBackend:
+@dataclass(frozen=True)
+class PostgresBackend:
+    url: str
+
+    def open(self) -> Spool:
+        return spool_at(self.url)
+
+    def corrupt(self, queue_id: str, how: str = "garbage") -> None:
+        """Damage the stored entry JSON in place, as a bad write or an operator's UPDATE would."""
+        bad = "\ufffd not json" if how == "garbage" else '{"id": "%s"}' % queue_id
+        engine = create_engine(self.url)
+        try:
+            with engine.begin() as conn:
+                conn.execute(text("UPDATE spool_entry SET entry = :bad WHERE id = :id"), {"bad": bad, "id": queue_id})
+        finally:
+            engine.dispose()
+
+    def empty(self) -> None:
+        engine = create_engine(self.url)
+        try:
+            with engine.begin() as conn:
+                conn.execute(text("TRUNCATE spool_entry"))
+        finally:
+            engine.dispose()
+
+
+def make(kind: str, tmp_path: Path, pg_url: str | None = None) -> FilesystemBackend | PostgresBackend:
     if kind == "fs":
         return FilesystemBackend(tmp_path / "spool")
+    if kind == "pg" and pg_url:
+        return PostgresBackend(pg_url)
     raise ValueError(kind)
 
 
-BACKENDS = ["fs"]          #: a later PostgreSQL spool adds "pg" here (and a branch in make)
+BACKENDS = ["fs", "pg"]

@@ -49,3 +49,11 @@ def save_versions(backend, queue_id: str, count: int, conn) -> None:
         entry.last_error = "e" * (1000 * entry.attempts)
         spool.save(entry, durable=False)
     conn.send("done")
+
+
+def open_spool_at(url: str, barrier, results) -> None:
+    """Open (and so migrate) the spool at ``url`` at the same moment as the siblings."""
+    from mailpipe.spool import spool_at
+    barrier.wait(30)
+    spool_at(url).close()
+    results.put("opened")
