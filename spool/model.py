@@ -9,7 +9,7 @@ States:
 - ``deferred``    waiting for ``next_attempt`` (remote 4xx, filter daemon down)
 - ``hold``        kept until an operator releases it (``queue release``)
 - ``quarantine``  kept by a filter (virus, heavy spam) until released or deleted
-- ``dead``        crashed its stage too often or failed unexpectedly; ``stage`` says where
+- ``dead``        crashed its stage too often (worker crashes or unexpected errors); ``stage`` says where
 - ``done``        every recipient delivered or failed; the body is gone, the trace stays
 """
 
@@ -72,6 +72,7 @@ class Entry(BaseModel):
     next_attempt: float | None = None
     last_error: str = ""
     redeliveries: int = 0                          #: tasks for this message redelivered after a crash
+    failures: int = 0                              #: unexpected errors raised by its stages (each deferred)
     added_headers: list[tuple[str, str]] = []      #: prepended at delivery (filters' headers)
     folder: str | None = None                      #: deliver into this folder (e.g. "Junk")
     is_bounce: bool = False                        #: a DSN we generated (never bounced again)

@@ -154,14 +154,23 @@ class Pipeline:
         defer(self.rt, entry, stage, reason, retry_after)
 
     def _failed(self, entry: Entry, stage: str, exc: Exception) -> None:
-        """A full or failing disk defers; anything else is a crash: dead, with its stage."""
+        """A full or failing disk defers. Anything else is a crash of the stage: it is
+        deferred on the retry schedule (a bug that a restart, a new rules file or a
+        daemon's recovery may cure), and only the ``[pipeline] max_redeliveries``-th
+        crash moves the message to ``dead``, with its stage."""
         storage = storage_failure(exc)
         if storage is not None:
             self._defer(entry, stage, f"{storage} in stage {stage}")
             return
-        log.exception("%s: stage=%s, unexpected error; moved to dead", entry.id, stage)
+        entry.failures += 1
+        limit = self.rt.config.pipeline.max_redeliveries
+        if entry.failures < limit:
+            log.exception("%s: stage=%s, unexpected error %d of %d; deferred", entry.id, stage, entry.failures, limit)
+            self._defer(entry, stage, f"unexpected error in stage {stage} ({entry.failures} of {limit})")
+            return
+        log.exception("%s: stage=%s, unexpected error %d of %d; moved to dead", entry.id, stage, entry.failures, limit)
         entry.state = State.DEAD
-        entry.last_error = f"unexpected error in stage {stage}"
+        entry.last_error = f"unexpected error in stage {stage} ({entry.failures} times)"
         entry.record(self.rt.clock.now(), stage, "dead", entry.last_error)
 
 

@@ -98,14 +98,43 @@ def test_poison_message_goes_dead_with_its_stage(rt):
     assert "redelivered 5 times" in dead.last_error and delivered(rt, "alice") == []
 
 
-def test_unexpected_exception_moves_to_dead_not_void(rt, monkeypatch):
+def test_unexpected_exception_defers_and_only_repeated_crashes_move_to_dead(rt, monkeypatch):
     from mailpipe.workers import stages
     monkeypatch.setitem(stages.STAGE_FUNCTIONS, "rules", lambda *a: 1 / 0)
     qid = spool_message(rt, "alice@example.test")
+    limit = rt.config.pipeline.max_redeliveries
     rt.pipeline.run(qid, "smtp_in")
+    for n in range(1, limit):
+        entry = rt.spool.load(qid)
+        assert entry.state == State.DEFERRED and entry.stage == "rules", n
+        assert entry.failures == n and f"unexpected error in stage rules ({n} of {limit})" == entry.last_error
+        entry.state, entry.next_attempt = State.ACTIVE, None         # what the scheduler does when due
+        rt.spool.save(entry)
+        rt.pipeline.run(qid, "rules")
     dead = rt.spool.load(qid)
-    assert dead.state == State.DEAD and dead.stage == "rules"
+    assert dead.state == State.DEAD and dead.stage == "rules" and dead.failures == limit
     assert rt.spool.message(qid)                                  # the message is kept
+
+
+def test_a_stage_that_fails_once_delivers_on_the_next_attempt(rt, monkeypatch):
+    from mailpipe.workers import stages
+    real = stages.STAGE_FUNCTIONS["rules"]
+    calls = []
+
+    def flaky(*args):
+        calls.append(1)
+        if len(calls) == 1:
+            raise RuntimeError("a bug that the retry does not meet")
+        return real(*args)
+    monkeypatch.setitem(stages.STAGE_FUNCTIONS, "rules", flaky)
+    qid = spool_message(rt, "alice@example.test")
+    rt.pipeline.run(qid, "smtp_in")
+    entry = rt.spool.load(qid)
+    assert entry.state == State.DEFERRED and entry.failures == 1
+    entry.state, entry.next_attempt = State.ACTIVE, None
+    rt.spool.save(entry)
+    rt.pipeline.run(qid, "rules")
+    assert rt.spool.load(qid).state == State.DONE and len(delivered(rt, "alice")) == 1
 
 
 def dsn_for(rt, qid: str) -> bytes:
