@@ -78,19 +78,18 @@ class BrokerDir:
         self._recycled = itertools.count()
 
     def ready(self, queue: str) -> Path:
-        path = self._ready.get(queue)
-        if path is None:
-            path = self.root / "ready" / queue_dir_name(queue)
-            path.mkdir(parents=True, exist_ok=True)
-            self._ready[queue] = path
-        return path
+        return self._queue_dir(self._ready, "ready", queue)
 
     def inflight(self, queue: str) -> Path:
-        path = self._inflight.get(queue)
+        return self._queue_dir(self._inflight, "inflight", queue)
+
+    def _queue_dir(self, made: dict[str, Path], kind: str, queue: str) -> Path:
+        """``root/<kind>/<queue>``, created on first use and remembered."""
+        path = made.get(queue)
         if path is None:
-            path = self.root / "inflight" / queue_dir_name(queue)
+            path = self.root / kind / queue_dir_name(queue)
             path.mkdir(parents=True, exist_ok=True)
-            self._inflight[queue] = path
+            made[queue] = path
         return path
 
     def put(self, queue: str, payload: bytes) -> None:

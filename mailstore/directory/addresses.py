@@ -48,3 +48,13 @@ def encodable(text: str) -> bool:
     except UnicodeEncodeError:
         return False
     return True
+
+
+def canonical_address(address: str) -> str | None:
+    """The canonical address, or None for text that cannot name an account (lookups answer "no")."""
+    if not encodable(address):
+        return None
+    try:
+        return normalize(address)
+    except AccountError:
+        return None

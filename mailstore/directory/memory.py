@@ -13,7 +13,7 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
 from mailpipe.core.errors import AccountError
-from mailpipe.mailstore.directory.addresses import (DOMAIN_RE, encodable, mailbox_name, normalize,
+from mailpipe.mailstore.directory.addresses import (DOMAIN_RE, canonical_address, encodable, mailbox_name, normalize,
                                                     normalize_domain, split_address)
 from mailpipe.mailstore.directory.expand import expand
 from mailpipe.mailstore.directory.interface import Mailbox, Removed, check_mail_host
@@ -39,25 +39,25 @@ class MemoryDirectory:
         return normalize_domain(domain) in self._domains
 
     def mailbox(self, address: str) -> Mailbox | None:
-        canonical = _canonical(address)
+        canonical = canonical_address(address)
         if canonical is None or canonical not in self._users:
             return None
         domain, local = mailbox_name(canonical)
         return Mailbox(canonical, domain, local, self._mail_hosts.get(canonical))
 
     def expand(self, address: str) -> list[str]:
-        canonical = _canonical(address)
+        canonical = canonical_address(address)
         if canonical is None:
             return []
         return expand(canonical, self._users.__contains__,
                       lambda s: tuple(sorted(self._aliases[s])) if s in self._aliases else None)
 
     def owns_sender(self, user: str, sender: str) -> bool:
-        canonical = _canonical(sender)
+        canonical = canonical_address(sender)
         return canonical is not None and (canonical == user or user in self.expand(canonical))
 
     def authenticate(self, address: str, password: str) -> str | None:
-        canonical = _canonical(address)
+        canonical = canonical_address(address)
         stored = self._users.get(canonical or "") if encodable(password) else None
         if stored is None:
             return None
@@ -162,12 +162,3 @@ class MemoryDirectory:
 
     def close(self) -> None:
         pass
-
-
-def _canonical(address: str) -> str | None:
-    if not encodable(address):
-        return None
-    try:
-        return normalize(address)
-    except AccountError:
-        return None

@@ -27,7 +27,7 @@ from sqlalchemy.orm import Session
 
 from mailpipe.core.clock import Clock
 from mailpipe.core.errors import AccountError
-from mailpipe.mailstore.directory.addresses import (DOMAIN_RE, encodable, mailbox_name, normalize,
+from mailpipe.mailstore.directory.addresses import (DOMAIN_RE, canonical_address, encodable, mailbox_name, normalize,
                                                     normalize_domain, split_address)
 from mailpipe.mailstore.directory.cache import BoundedCache, ChangeWatch, MonotonicClock
 from mailpipe.mailstore.directory.expand import expand
@@ -72,25 +72,25 @@ class SqlDirectory:
 
     def mailbox(self, address: str) -> Mailbox | None:
         self._fresh()
-        canonical = _canonical(address)
+        canonical = canonical_address(address)
         return self._users.lookup(canonical, self._load_user) if canonical else None
 
     def expand(self, address: str) -> list[str]:
         self._fresh()
-        canonical = _canonical(address)
+        canonical = canonical_address(address)
         if canonical is None:
             return []
         return expand(canonical, lambda a: self._users.lookup(a, self._load_user) is not None,
                       lambda s: self._aliases.lookup(s, self._load_alias))
 
     def owns_sender(self, user: str, sender: str) -> bool:
-        canonical = _canonical(sender)
+        canonical = canonical_address(sender)
         return canonical is not None and (canonical == user or user in self.expand(canonical))
 
     def authenticate(self, address: str, password: str) -> str | None:
         """The canonical address if the password is right, else None. Never logs the password."""
         self._fresh()
-        canonical = _canonical(address)
+        canonical = canonical_address(address)
         if canonical is None or not encodable(password):
             self.hasher.hash(_DUMMY)          # equal work for every failure
             return None
@@ -274,14 +274,6 @@ class SqlDirectory:
         self._clear()
 
 
-def _canonical(address: str) -> str | None:
-    """The canonical address, or None for text that cannot name an account."""
-    if not encodable(address):
-        return None
-    try:
-        return normalize(address)
-    except AccountError:
-        return None
 
 
 def _alias_source(source: str) -> str:

@@ -10,6 +10,14 @@ from tests.trickle import closes_within
 SLACK = 1.5      # seconds beyond the configured bound for scheduling on a busy machine
 
 
+def open_transaction(client: RawClient) -> None:
+    """Greeting, EHLO, MAIL and one RCPT, each answered as expected."""
+    assert client.reply().startswith("220")
+    assert client.command(b"EHLO client.example").startswith("250")
+    assert client.command(b"MAIL FROM:<a@example.org>").startswith("250")
+    assert client.command(b"RCPT TO:<alice@example.test>").startswith("250")
+
+
 def test_a_command_line_trickled_byte_by_byte_is_closed_at_its_deadline(make_server):
     server = make_server(tls=False, ingress={"command_timeout": 1.5})
     with RawClient(server.port()) as client:
@@ -21,10 +29,7 @@ def test_a_command_line_trickled_byte_by_byte_is_closed_at_its_deadline(make_ser
 def test_one_byte_bdat_chunks_do_not_outlive_the_data_timeout(make_server):
     server = make_server(tls=False, ingress={"command_timeout": 10, "data_timeout": 2})
     with RawClient(server.port()) as client:
-        assert client.reply().startswith("220")
-        assert client.command(b"EHLO client.example").startswith("250")
-        assert client.command(b"MAIL FROM:<a@example.org>").startswith("250")
-        assert client.command(b"RCPT TO:<alice@example.test>").startswith("250")
+        open_transaction(client)
         took = closes_within(client.sock, b"BDAT 1\r\nx" * 100, every=0.05, bound=10)
     assert took is not None and took < 2 + SLACK, took
 
@@ -32,10 +37,7 @@ def test_one_byte_bdat_chunks_do_not_outlive_the_data_timeout(make_server):
 def test_the_data_phase_has_one_deadline(make_server):
     server = make_server(tls=False, ingress={"command_timeout": 10, "data_timeout": 2})
     with RawClient(server.port()) as client:
-        assert client.reply().startswith("220")
-        assert client.command(b"EHLO client.example").startswith("250")
-        assert client.command(b"MAIL FROM:<a@example.org>").startswith("250")
-        assert client.command(b"RCPT TO:<alice@example.test>").startswith("250")
+        open_transaction(client)
         assert client.command(b"DATA").startswith("354")
         took = closes_within(client.sock, b"Subject: x\r\n\r\n" + b"line\r\n" * 200, every=0.1, bound=10)
     assert took is not None and took < 2 + SLACK, took
