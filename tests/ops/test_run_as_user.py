@@ -5,10 +5,13 @@ the data directory to the user and then every process runs as it: the main proce
 (ingress, IMAP, POP3, scheduler) and the worker child, checked in /proc. Mail is still
 delivered, into files the user owns.
 
-The user is ``nobody`` (no account is added to the machine). This machine's test
-interpreter lives under /root, which ``nobody`` cannot enter, so the test runs serve with
-a venv of the system Python (/usr/bin/python3, the same 3.11) that loads this checkout's
-site-packages: the children it starts use that interpreter too.
+The user is ``nobody`` (no account is added to the machine). Neither the test interpreter
+(under /root here) nor the checkout (a clean clone may sit in a 0700 directory) need be
+readable by ``nobody``, so the test copies what serve imports into a world-readable
+directory: the venv's site-packages (the dependencies, without the editable install's
+hook) and the product's folders assembled as the installed ``mailpipe`` package. Serve
+runs with a venv of the system Python (/usr/bin/python3, the same 3.11) that loads that
+copy; the children it starts use that interpreter too.
 """
 
 from __future__ import annotations
@@ -67,20 +70,43 @@ def world_readable_root():
         shutil.rmtree(root, ignore_errors=True)
 
 
-def system_venv(root: Path) -> Path:
+CHECKOUT = Path(__file__).resolve().parents[2]
+PARTS = ("access", "broker", "core", "delivery", "filters", "ingress", "mailstore", "ops", "spool", "workers")
+
+
+@pytest.fixture(scope="module")
+def readable_site():
+    """A world-readable copy of the dependencies and of the product as installed (see above)."""
+    root = Path(tempfile.mkdtemp(prefix="mailpipe-site-", dir="/tmp"))
+    root.chmod(0o755)
+    site = root / "site"
+    try:
+        shutil.copytree(sysconfig.get_paths()["purelib"], site, symlinks=True,
+                        ignore=shutil.ignore_patterns("__editable__*", "__pycache__"))
+        package = site / "mailpipe"
+        package.mkdir()
+        shutil.copy(CHECKOUT / "mailpipe" / "__init__.py", package / "__init__.py")
+        for part in PARTS:
+            shutil.copytree(CHECKOUT / part, package / part, ignore=shutil.ignore_patterns("__pycache__"))
+        subprocess.run(["chmod", "-R", "a+rX", str(root)], check=True)
+        yield site
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def system_venv(root: Path, site: Path) -> Path:
     venv = root / "venv"
     subprocess.run([str(SYSTEM_PYTHON), "-m", "venv", "--without-pip", str(venv)], check=True, timeout=120)
     python = venv / "bin" / "python"
     purelib = subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
                              capture_output=True, text=True, check=True).stdout.strip()
-    ours = sysconfig.get_paths()["purelib"]
-    Path(purelib, "mailpipe-test.pth").write_text(f"import site; site.addsitedir({ours!r})\n")
+    Path(purelib, "mailpipe-test.pth").write_text(f"import site; site.addsitedir({str(site)!r})\n")
     return python
 
 
-def test_serve_as_root_runs_every_process_as_the_configured_user(world_readable_root):
+def test_serve_as_root_runs_every_process_as_the_configured_user(world_readable_root, readable_site):
     nobody = pwd.getpwnam("nobody")
-    python = system_venv(world_readable_root)
+    python = system_venv(world_readable_root, readable_site)
     server = ServeProcess(world_readable_root, extra_toml='[process]\nuser = "nobody"\n')
     port = privileged_free_port()
     text = server.config.read_text().replace(f"smtp_port = {server.smtp_port}\n", f"smtp_port = {port}\n", 1)
@@ -88,7 +114,7 @@ def test_serve_as_root_runs_every_process_as_the_configured_user(world_readable_
     server.smtp_port = port
     server.config.chmod(0o644)
     add_accounts(server.data_dir, "example.test", ["alice"])      # files made by root: serve hands them over
-    server.start(command=[str(python), "-m", "mailpipe.ops"])
+    server.start(command=[str(python), "-m", "mailpipe.ops"], cwd=world_readable_root)   # the checkout's mailpipe/ would shadow
     try:
         assert server.proc is not None
         wait_for(lambda: "mailpipe ready" in server.log.read_text(), 30, what="serve ready")
@@ -122,9 +148,9 @@ def test_unknown_process_user_is_one_line(tmp_path):
 
 @pytest.mark.parametrize("command", [["domain", "add", "x.test"], ["queue", "status"],
                                      ["tls", "selfsigned", "mx.x.test"], ["serve"]])
-def test_unwritable_data_directory_is_one_line(world_readable_root, command):
+def test_unwritable_data_directory_is_one_line(world_readable_root, readable_site, command):
     """Issue 17 item 14: a data directory the user may not write, for a real unprivileged user."""
-    python = system_venv(world_readable_root)
+    python = system_venv(world_readable_root, readable_site)
     data = world_readable_root / "data"
     data.mkdir(mode=0o755)                                  # root's; nobody may only read it
     env = {k: v for k, v in os.environ.items() if not k.startswith("MAILPIPE_")}

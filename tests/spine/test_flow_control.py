@@ -46,8 +46,10 @@ def test_serve_pauses_new_messages_while_its_worker_is_stopped(tmp_path, broker_
                        extra_toml="[worker]\nconcurrency = 1\n")
     add_accounts(srv.data_dir, "example.test", USERS)
     srv.start()
-    workers = srv.worker_pids()
+    workers: list[int] = []
     try:
+        # serve starts its worker after the SMTP port opens: wait for the child, not the port
+        workers = wait_for(srv.worker_pids, 30, what="serve's worker process")
         assert workers
         wait_for(lambda: b"ready" in srv.log.read_bytes() or b"celery@" in srv.log.read_bytes(), 30,
                  what="the worker to start")
